@@ -1,0 +1,304 @@
+//! The executor: runs a [`Plan`] over items on tokio.
+//!
+//! Items flow through the DAG independently. CPU stages run on the blocking
+//! pool with bounded concurrency per stage; stages on an accelerator go to
+//! that device's worker thread, which batches across items. Every finished
+//! result is checkpointed before anything downstream can depend on it being
+//! durable (see [`crate::state`]).
+
+mod device;
+mod item;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use tokio::sync::Semaphore;
+
+use crate::device::DeviceId;
+use crate::graph::Workflow;
+use crate::items::{self, Item};
+use crate::plan::Plan;
+use crate::registry::{BuildContext, Stage};
+use crate::report::{Event, EventLog, Reporter};
+use crate::state::{now_ms, Artifacts, RunArgs, RunRecord, RunStatus, StateError, Store};
+
+/// What to run.
+pub struct RunRequest {
+    /// The validated workflow.
+    pub workflow: Arc<Workflow>,
+    /// Its plan.
+    pub plan: Plan,
+    /// The state directory (`.flow/` beside the workflow by default).
+    pub state_dir: PathBuf,
+    /// How the run was started (stored for `flow resume`).
+    pub args: RunArgs,
+    /// Continue this unfinished run instead of starting a new one.
+    pub resume: Option<u64>,
+    /// Where progress goes.
+    pub reporter: Arc<dyn Reporter>,
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunSummary {
+    /// The run number.
+    pub run: u64,
+    /// Items in the run.
+    pub items: usize,
+    /// Items that finished every stage.
+    pub succeeded: usize,
+    /// Items with a failure.
+    pub failed: usize,
+    /// Item-stage results computed.
+    pub computed: usize,
+    /// Item-stage results reused from the cache.
+    pub cached: usize,
+    /// Wall time in milliseconds.
+    pub millis: u64,
+}
+
+/// Why a run could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ExecError {
+    /// The state directory is unusable.
+    #[error(transparent)]
+    State(#[from] StateError),
+    /// The inputs could not be listed.
+    #[error(transparent)]
+    Items(#[from] items::ItemsError),
+    /// A stage could not be built.
+    #[error("stage `{stage}` cannot start: {reason}")]
+    Build {
+        /// The stage id.
+        stage: String,
+        /// Why.
+        reason: String,
+    },
+    /// `flow resume` found nothing to resume.
+    #[error("{0}")]
+    NothingToResume(String),
+    /// The async runtime could not start.
+    #[error("cannot start the runtime: {0}")]
+    Runtime(std::io::Error),
+}
+
+/// Per-stage counters for the `stage_finished` event.
+#[derive(Default)]
+struct StageCounters {
+    started: AtomicBool,
+    remaining: AtomicUsize,
+    done: AtomicUsize,
+    cached: AtomicUsize,
+    failed: AtomicUsize,
+    blocked: AtomicUsize,
+    first: Mutex<Option<Instant>>,
+}
+
+/// Everything the item tasks share.
+struct RunContext {
+    workflow: Arc<Workflow>,
+    plan: Arc<Plan>,
+    stages: Vec<Arc<dyn Stage>>,
+    store: Store,
+    artifacts: Artifacts,
+    reporter: Arc<dyn Reporter>,
+    log: EventLog,
+    run: u64,
+    /// Results from runs before this one are ignored (`--fresh`).
+    min_result_run: u64,
+    limits: Vec<Arc<Semaphore>>,
+    workers: BTreeMap<DeviceId, device::Worker>,
+    counters: Vec<StageCounters>,
+    computed: AtomicUsize,
+    cached: AtomicUsize,
+}
+
+impl RunContext {
+    fn emit(&self, event: &Event) {
+        self.log.write(event);
+        self.reporter.event(event);
+    }
+}
+
+/// Runs a plan to the end (or resumes one).
+///
+/// # Errors
+/// [`ExecError`] when the run cannot start. Item failures are not errors:
+/// they are counted in the summary and recorded for `flow status`.
+pub fn execute(request: RunRequest) -> Result<RunSummary, ExecError> {
+    let started = Instant::now();
+    let store = Store::open(&request.state_dir)?;
+    let artifacts = Artifacts::open(&request.state_dir).map_err(StateError::Io)?;
+    let workflow = request.workflow;
+    let stage_ids: Vec<String> = workflow.stages.iter().map(|s| s.id.to_string()).collect();
+
+    let (record, items) = match request.resume {
+        Some(id) => {
+            let record = store
+                .run(id)
+                .ok_or_else(|| ExecError::NothingToResume(format!("there is no run {id}")))?;
+            let items = store.items(id);
+            (record, items)
+        }
+        None => {
+            let items = items::discover(&workflow.spec.inputs, &workflow.dir)?;
+            let record = RunRecord {
+                id: store.next_run_id(),
+                workflow: workflow.path.display().to_string(),
+                args: request.args.clone(),
+                stages: stage_ids.clone(),
+                items: items.len(),
+                status: RunStatus::Running,
+                started_at: now_ms(),
+                finished_at: None,
+                resumed_from: None,
+            };
+            store.put_items(record.id, &items);
+            store.put_run(&record);
+            (record, items)
+        }
+    };
+    let run = record.id;
+    let min_result_run = if record.args.fresh { run } else { 0 };
+
+    let mut stages = Vec::new();
+    for stage in &workflow.stages {
+        let ctx = BuildContext {
+            stage_id: stage.id.as_str(),
+            spec: &stage.spec,
+            workflow_dir: &workflow.dir,
+            state_dir: &request.state_dir,
+        };
+        let built = stage.kind.build(&ctx, &stage.spec.config).map_err(|reason| ExecError::Build {
+            stage: stage.id.to_string(),
+            reason,
+        })?;
+        stages.push(built);
+    }
+
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let limits = workflow
+        .stages
+        .iter()
+        .map(|s| Arc::new(Semaphore::new(s.spec.concurrency.map_or(cores, |c| c.max(1) as usize))))
+        .collect();
+    let counters = (0..stages.len())
+        .map(|_| StageCounters {
+            remaining: AtomicUsize::new(items.len()),
+            ..Default::default()
+        })
+        .collect();
+    let log = EventLog::create(&request.state_dir.join("runs").join(run.to_string()).join("events.jsonl"))
+        .map_err(StateError::Io)?;
+    let plan = Arc::new(request.plan);
+    let reporter = request.reporter;
+
+    let context = Arc::new_cyclic(|weak: &std::sync::Weak<RunContext>| {
+        let mut workers = BTreeMap::new();
+        for placement in &plan.placements {
+            if placement.device.is_accelerator() && !workers.contains_key(&placement.device) {
+                let weak = weak.clone();
+                let emit: Arc<dyn Fn(Event) + Send + Sync> = Arc::new(move |event| {
+                    if let Some(ctx) = weak.upgrade() {
+                        ctx.emit(&event);
+                    }
+                });
+                workers.insert(placement.device, device::Worker::start(placement.device, stages.clone(), plan.clone(), emit));
+            }
+        }
+        RunContext {
+            workflow: workflow.clone(),
+            plan: plan.clone(),
+            stages,
+            store,
+            artifacts,
+            reporter: reporter.clone(),
+            log,
+            run,
+            min_result_run,
+            limits,
+            workers,
+            counters,
+            computed: AtomicUsize::new(0),
+            cached: AtomicUsize::new(0),
+        }
+    });
+
+    context.emit(&Event::RunStarted {
+        run,
+        workflow: workflow.spec.name.clone(),
+        items: items.len(),
+        stages: stage_ids.clone(),
+    });
+    reporter.start(&stage_ids, items.len());
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(cores)
+        .enable_time()
+        .build()
+        .map_err(ExecError::Runtime)?;
+    let failed_items = runtime.block_on(run_items(context.clone(), items.clone(), cores));
+    drop(runtime);
+
+    let computed = context.computed.load(Ordering::Relaxed);
+    let cached = context.cached.load(Ordering::Relaxed);
+    let Some(context) = Arc::into_inner(context) else {
+        return Err(ExecError::Runtime(std::io::Error::other("item tasks outlived the run")));
+    };
+    for (_, worker) in context.workers {
+        worker.stop();
+    }
+    let summary = RunSummary {
+        run,
+        items: items.len(),
+        succeeded: items.len() - failed_items,
+        failed: failed_items,
+        computed,
+        cached,
+        millis: started.elapsed().as_millis() as u64,
+    };
+    let finished = Event::RunFinished {
+        run,
+        succeeded: summary.succeeded,
+        failed: summary.failed,
+        computed: summary.computed,
+        cached: summary.cached,
+        millis: summary.millis,
+    };
+    context.log.write(&finished);
+    reporter.event(&finished);
+    reporter.finish();
+    let store = context.store;
+    store.put_run(&RunRecord {
+        status: RunStatus::Finished,
+        finished_at: Some(now_ms()),
+        ..record
+    });
+    store.flush();
+    Ok(summary)
+}
+
+/// Runs every item, at most a bounded number at once; returns how many failed.
+async fn run_items(context: Arc<RunContext>, items: Vec<Item>, cores: usize) -> usize {
+    let in_flight = Arc::new(Semaphore::new((cores * 16).max(32)));
+    let mut tasks = tokio::task::JoinSet::new();
+    for (index, item) in items.into_iter().enumerate() {
+        let Ok(permit) = in_flight.clone().acquire_owned().await else { break };
+        let context = context.clone();
+        tasks.spawn(async move {
+            let ok = item::process(&context, index, Arc::new(item)).await;
+            drop(permit);
+            ok
+        });
+    }
+    let mut failed = 0;
+    while let Some(result) = tasks.join_next().await {
+        if !matches!(result, Ok(true)) {
+            failed += 1;
+        }
+    }
+    failed
+}

@@ -1,0 +1,174 @@
+//! Items: the inputs a workflow processes (files, URLs).
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::spec::InputsSpec;
+
+/// One input of a run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Item {
+    /// A stable id: the path relative to the workflow folder, or the URL.
+    pub id: String,
+    /// The absolute path or the URL.
+    pub source: String,
+    /// What identifies this version of the input: size and modification
+    /// time for files, the URL itself for URLs. Part of every cache key.
+    pub fingerprint: String,
+    /// Why the item cannot be processed at all (a missing file), if so.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// Why the inputs could not be listed.
+#[derive(Debug, thiserror::Error)]
+pub enum ItemsError {
+    /// The glob pattern is malformed.
+    #[error("`{pattern}` is not a valid glob: {reason}")]
+    Glob {
+        /// The pattern.
+        pattern: String,
+        /// The parser's reason.
+        reason: String,
+    },
+    /// The list file could not be read.
+    #[error("cannot read the input list `{}`: {source}", path.display())]
+    List {
+        /// The list file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+}
+
+/// Lists the items of `inputs`, relative to `base` (the workflow folder).
+///
+/// # Errors
+/// An [`ItemsError`] when the glob or the list file is unusable.
+pub fn discover(inputs: &InputsSpec, base: &Path) -> Result<Vec<Item>, ItemsError> {
+    if let Some(pattern) = &inputs.files {
+        return glob_items(pattern, base);
+    }
+    let lines: Vec<String> = if let Some(list) = &inputs.list {
+        let path = base.join(list);
+        let text = std::fs::read_to_string(&path).map_err(|source| ItemsError::List {
+            path: path.clone(),
+            source,
+        })?;
+        text.lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+            .map(String::from)
+            .collect()
+    } else {
+        inputs.items.clone().unwrap_or_default()
+    };
+    Ok(lines.iter().map(|entry| item_for(entry, base)).collect())
+}
+
+fn glob_items(pattern: &str, base: &Path) -> Result<Vec<Item>, ItemsError> {
+    let full = if Path::new(pattern).is_absolute() {
+        pattern.to_string()
+    } else {
+        base.join(pattern).to_string_lossy().into_owned()
+    };
+    let paths = glob::glob(&full).map_err(|e| ItemsError::Glob {
+        pattern: pattern.to_string(),
+        reason: e.msg.to_string(),
+    })?;
+    // Ids are relative to the pattern's literal folder: `media/*.wav` and
+    // `../media/*.wav` both give `a.wav`.
+    let literal: std::path::PathBuf = Path::new(&full)
+        .components()
+        .take_while(|c| !c.as_os_str().to_string_lossy().contains(['*', '?', '[']))
+        .collect();
+    let id_base = if literal.as_os_str() == full.as_str() {
+        literal.parent().map(Path::to_path_buf).unwrap_or_default()
+    } else {
+        literal
+    };
+    let mut items: Vec<Item> = paths
+        .filter_map(Result::ok)
+        .filter(|p| p.is_file())
+        .map(|p| file_item(&p, &id_base))
+        .collect();
+    items.sort_by(|a, b| a.id.cmp(&b.id));
+    Ok(items)
+}
+
+fn item_for(entry: &str, base: &Path) -> Item {
+    if entry.contains("://") {
+        return Item {
+            id: entry.to_string(),
+            source: entry.to_string(),
+            fingerprint: format!("url:{entry}"),
+            error: None,
+        };
+    }
+    file_item(&base.join(entry), base)
+}
+
+fn file_item(path: &Path, base: &Path) -> Item {
+    let id = path
+        .strip_prefix(base)
+        .unwrap_or(path)
+        .components()
+        .map(|c| c.as_os_str().to_string_lossy())
+        .collect::<Vec<_>>()
+        .join("/");
+    let (fingerprint, error) = match std::fs::metadata(path) {
+        Ok(meta) => {
+            let mtime = meta
+                .modified()
+                .ok()
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .map_or(0, |d| d.as_nanos());
+            (format!("file:{}:{mtime}", meta.len()), None)
+        }
+        Err(e) => (
+            "missing".to_string(),
+            Some(format!("cannot read input `{}`: {e}", path.display())),
+        ),
+    };
+    Item {
+        id,
+        source: path.to_string_lossy().into_owned(),
+        fingerprint,
+        error,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn globs_relative_to_the_workflow_and_sorts() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("media")).unwrap();
+        for name in ["b.wav", "a.wav", "c.txt"] {
+            std::fs::write(dir.path().join("media").join(name), name).unwrap();
+        }
+        let inputs = InputsSpec {
+            files: Some("media/*.wav".into()),
+            ..Default::default()
+        };
+        let items = discover(&inputs, dir.path()).unwrap();
+        let ids: Vec<_> = items.iter().map(|i| i.id.as_str()).collect();
+        assert_eq!(ids, ["a.wav", "b.wav"]);
+        assert!(items[0].fingerprint.starts_with("file:5:"));
+    }
+
+    #[test]
+    fn missing_listed_files_carry_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let inputs = InputsSpec {
+            items: Some(vec!["nope.wav".into(), "https://example.invalid/x.mp3".into()]),
+            ..Default::default()
+        };
+        let items = discover(&inputs, dir.path()).unwrap();
+        assert!(items[0].error.as_deref().unwrap().contains("cannot read input"));
+        assert!(items[1].error.is_none());
+    }
+}

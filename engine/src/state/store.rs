@@ -1,0 +1,294 @@
+//! The state database (sled): runs, items, results and events.
+//!
+//! Writes go straight into sled; a background thread flushes them to disk in
+//! groups (group commit), so a `kill -9` loses at most the last few
+//! milliseconds of finished work — which is then simply redone — and sled's
+//! log guarantees that what survives is a consistent prefix.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use super::records::{ItemStage, ResultRecord, RunRecord, RunStatus};
+use crate::items::Item;
+
+/// Why the state directory could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    /// Another `flow` process holds the database.
+    #[error("the state directory `{}` is in use by another flow process", path.display())]
+    Locked {
+        /// The state directory.
+        path: PathBuf,
+    },
+    /// sled failed.
+    #[error("state database error in `{}`: {source}", path.display())]
+    Db {
+        /// The state directory.
+        path: PathBuf,
+        /// sled's error.
+        source: sled::Error,
+    },
+    /// A record could not be decoded (written by another flow version?).
+    #[error("corrupt state record: {0}")]
+    Decode(String),
+    /// Files could not be written.
+    #[error("state directory I/O error: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// The sled database of one state directory.
+pub struct Store {
+    db: sled::Db,
+    results: sled::Tree,
+    latest: sled::Tree,
+    runs: sled::Tree,
+    items: sled::Tree,
+    item_stages: sled::Tree,
+    events: sled::Tree,
+    flusher: Flusher,
+}
+
+struct Flusher {
+    shared: Arc<(Mutex<FlushState>, Condvar)>,
+    thread: Option<JoinHandle<()>>,
+}
+
+#[derive(Default)]
+struct FlushState {
+    dirty: bool,
+    stop: bool,
+}
+
+impl Store {
+    /// Opens (or creates) the database in `state_dir/db`.
+    ///
+    /// # Errors
+    /// [`StateError::Locked`] when another process uses it.
+    pub fn open(state_dir: &Path) -> Result<Self, StateError> {
+        std::fs::create_dir_all(state_dir)?;
+        let db = sled::Config::new()
+            .path(state_dir.join("db"))
+            .flush_every_ms(None)
+            .open()
+            .map_err(|source| match &source {
+                sled::Error::Io(e) if e.kind() == std::io::ErrorKind::WouldBlock || e.to_string().contains("lock") => {
+                    StateError::Locked { path: state_dir.to_path_buf() }
+                }
+                _ => StateError::Db { path: state_dir.to_path_buf(), source },
+            })?;
+        let tree = |name: &str| {
+            db.open_tree(name).map_err(|source| StateError::Db {
+                path: state_dir.to_path_buf(),
+                source,
+            })
+        };
+        let store = Self {
+            results: tree("results")?,
+            latest: tree("latest")?,
+            runs: tree("runs")?,
+            items: tree("items")?,
+            item_stages: tree("item_stages")?,
+            events: tree("events")?,
+            flusher: Flusher::start(db.clone()),
+            db,
+        };
+        Ok(store)
+    }
+
+    fn put<T: Serialize>(&self, tree: &sled::Tree, key: impl AsRef<[u8]>, value: &T) {
+        let bytes = serde_json::to_vec(value).unwrap_or_default();
+        if tree.insert(key.as_ref(), bytes).is_ok() {
+            self.flusher.mark_dirty();
+        }
+    }
+
+    /// Makes every write so far durable before returning.
+    pub fn flush(&self) {
+        let _ = self.db.flush();
+    }
+
+    /// A stored result by cache key.
+    pub fn result(&self, key: &str) -> Option<ResultRecord> {
+        decode(self.results.get(key).ok()??)
+    }
+
+    /// Stores a finished result and indexes it as the latest for its stage
+    /// and item.
+    pub fn put_result(&self, record: &ResultRecord) {
+        self.put(&self.results, &record.key, record);
+        let _ = self
+            .latest
+            .insert(latest_key(&record.stage, &record.item), record.key.as_bytes());
+    }
+
+    /// The key of the most recent result of `stage` for `item`, if any.
+    pub fn latest_result(&self, stage: &str, item: &str) -> Option<ResultRecord> {
+        let key = self.latest.get(latest_key(stage, item)).ok()??;
+        self.result(std::str::from_utf8(&key).ok()?)
+    }
+
+    /// The number the next run gets.
+    pub fn next_run_id(&self) -> u64 {
+        self.runs
+            .last()
+            .ok()
+            .flatten()
+            .and_then(|(k, _)| k.as_ref().try_into().ok().map(u64::from_be_bytes))
+            .map_or(1, |id| id + 1)
+    }
+
+    /// Stores (or updates) a run record, durably.
+    pub fn put_run(&self, run: &RunRecord) {
+        self.put(&self.runs, run.id.to_be_bytes(), run);
+        self.flush();
+    }
+
+    /// A run by number.
+    pub fn run(&self, id: u64) -> Option<RunRecord> {
+        decode(self.runs.get(id.to_be_bytes()).ok()??)
+    }
+
+    /// Every run, oldest first.
+    pub fn runs(&self) -> Vec<RunRecord> {
+        self.runs.iter().filter_map(|r| decode(r.ok()?.1)).collect()
+    }
+
+    /// The newest run that has not finished.
+    pub fn last_unfinished_run(&self) -> Option<RunRecord> {
+        self.runs().into_iter().rev().find(|r| r.status == RunStatus::Running)
+    }
+
+    /// Stores the items of a run.
+    pub fn put_items(&self, run: u64, items: &[Item]) {
+        let mut batch = sled::Batch::default();
+        for (i, item) in items.iter().enumerate() {
+            batch.insert(&pair(run, i as u64)[..], serde_json::to_vec(item).unwrap_or_default());
+        }
+        let _ = self.items.apply_batch(batch);
+        self.flush();
+    }
+
+    /// The items of a run, in order.
+    pub fn items(&self, run: u64) -> Vec<Item> {
+        self.items
+            .scan_prefix(run.to_be_bytes())
+            .filter_map(|r| decode(r.ok()?.1))
+            .collect()
+    }
+
+    /// Records where `item` stands in `stage` for `run`.
+    pub fn set_item_stage(&self, run: u64, item: usize, stage: usize, state: &ItemStage) {
+        self.put(&self.item_stages, triple(run, item, stage), state);
+    }
+
+    /// Every recorded item-stage state of `run`, as (item, stage, state).
+    pub fn item_stages(&self, run: u64) -> Vec<(usize, usize, ItemStage)> {
+        self.item_stages
+            .scan_prefix(run.to_be_bytes())
+            .filter_map(|r| {
+                let (k, v) = r.ok()?;
+                let item = u64::from_be_bytes(k.get(8..16)?.try_into().ok()?) as usize;
+                let stage = u32::from_be_bytes(k.get(16..20)?.try_into().ok()?) as usize;
+                Some((item, stage, decode(v)?))
+            })
+            .collect()
+    }
+
+    /// Appends a notable event (failures, warnings) to `run`'s history.
+    pub fn add_event(&self, run: u64, event: &impl Serialize) {
+        let seq = self.db.generate_id().unwrap_or(0);
+        self.put(&self.events, pair(run, seq), event);
+    }
+
+    /// The notable events of `run`, in order.
+    pub fn events<T: DeserializeOwned>(&self, run: u64) -> Vec<T> {
+        self.events
+            .scan_prefix(run.to_be_bytes())
+            .filter_map(|r| decode(r.ok()?.1))
+            .collect()
+    }
+}
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        self.flusher.stop();
+        self.flush();
+    }
+}
+
+impl Flusher {
+    fn start(db: sled::Db) -> Self {
+        let shared = Arc::new((Mutex::new(FlushState::default()), Condvar::new()));
+        let thread_shared = shared.clone();
+        let thread = std::thread::Builder::new()
+            .name("flow-state-flush".into())
+            .spawn(move || {
+                let (lock, signal) = &*thread_shared;
+                loop {
+                    {
+                        let mut state = lock.lock().unwrap_or_else(|e| e.into_inner());
+                        while !state.dirty && !state.stop {
+                            state = signal
+                                .wait_timeout(state, Duration::from_millis(200))
+                                .unwrap_or_else(|e| e.into_inner())
+                                .0;
+                        }
+                        if state.stop {
+                            return;
+                        }
+                        state.dirty = false;
+                    }
+                    let _ = db.flush();
+                }
+            })
+            .ok();
+        Self { shared, thread }
+    }
+
+    fn mark_dirty(&self) {
+        let (lock, signal) = &*self.shared;
+        let mut state = lock.lock().unwrap_or_else(|e| e.into_inner());
+        if !state.dirty {
+            state.dirty = true;
+            signal.notify_one();
+        }
+    }
+
+    fn stop(&mut self) {
+        {
+            let (lock, signal) = &*self.shared;
+            lock.lock().unwrap_or_else(|e| e.into_inner()).stop = true;
+            signal.notify_one();
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn decode<T: DeserializeOwned>(bytes: sled::IVec) -> Option<T> {
+    serde_json::from_slice(&bytes).ok()
+}
+
+fn latest_key(stage: &str, item: &str) -> Vec<u8> {
+    [stage.as_bytes(), &[0], item.as_bytes()].concat()
+}
+
+fn pair(run: u64, n: u64) -> [u8; 16] {
+    let mut key = [0; 16];
+    key[..8].copy_from_slice(&run.to_be_bytes());
+    key[8..].copy_from_slice(&n.to_be_bytes());
+    key
+}
+
+fn triple(run: u64, item: usize, stage: usize) -> [u8; 20] {
+    let mut key = [0; 20];
+    key[..16].copy_from_slice(&pair(run, item as u64));
+    key[16..].copy_from_slice(&(stage as u32).to_be_bytes());
+    key
+}

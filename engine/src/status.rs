@@ -1,0 +1,80 @@
+//! `flow status`: where a run stands, per stage, with every failure's reason.
+
+use serde::Serialize;
+
+use crate::state::{ItemStage, RunRecord, Store};
+
+/// Counts of one stage in a run.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct StageCounts {
+    /// The stage id.
+    pub stage: String,
+    /// Items done (computed or reused).
+    pub done: usize,
+    /// Of those, reused from the cache.
+    pub cached: usize,
+    /// Items that failed here.
+    pub failed: usize,
+    /// Items not run because an upstream stage failed.
+    pub blocked: usize,
+    /// Items not yet through this stage.
+    pub pending: usize,
+}
+
+/// A failed item.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Failure {
+    /// The item id.
+    pub item: String,
+    /// The stage where it failed.
+    pub stage: String,
+    /// Why.
+    pub reason: String,
+}
+
+/// The status of one run.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunStatusReport {
+    /// The run.
+    pub run: RunRecord,
+    /// Per stage, in plan order.
+    pub stages: Vec<StageCounts>,
+    /// Every failure, by item.
+    pub failures: Vec<Failure>,
+}
+
+/// Builds the status of `run`.
+pub fn report(store: &Store, run: RunRecord) -> RunStatusReport {
+    let items = store.items(run.id);
+    let mut stages: Vec<StageCounts> = run
+        .stages
+        .iter()
+        .map(|s| StageCounts {
+            stage: s.clone(),
+            pending: items.len(),
+            ..Default::default()
+        })
+        .collect();
+    let mut failures = Vec::new();
+    for (item, stage, state) in store.item_stages(run.id) {
+        let Some(counts) = stages.get_mut(stage) else { continue };
+        counts.pending = counts.pending.saturating_sub(1);
+        match state {
+            ItemStage::Done { cached, .. } => {
+                counts.done += 1;
+                counts.cached += usize::from(cached);
+            }
+            ItemStage::Failed { reason, .. } => {
+                counts.failed += 1;
+                failures.push(Failure {
+                    item: items.get(item).map_or_else(|| format!("#{item}"), |i| i.id.clone()),
+                    stage: counts.stage.clone(),
+                    reason,
+                });
+            }
+            ItemStage::Blocked { .. } => counts.blocked += 1,
+        }
+    }
+    failures.sort_by(|a, b| a.item.cmp(&b.item));
+    RunStatusReport { run, stages, failures }
+}

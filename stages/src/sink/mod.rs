@@ -1,0 +1,5 @@
+//! Sinks: stages that write results out of the state directory.
+
+mod files;
+
+pub use files::FilesSinkKind;
