@@ -154,6 +154,9 @@ pub struct StatusArgs {
     /// Output format.
     #[arg(long, value_enum, default_value = "text")]
     pub format: Format,
+    /// Also list every item's state in every stage.
+    #[arg(long)]
+    pub items: bool,
 }
 
 /// `flow explain`.

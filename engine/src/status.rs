@@ -32,6 +32,15 @@ pub struct Failure {
     pub reason: String,
 }
 
+/// Where one item stands in every stage.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ItemStatus {
+    /// The item id.
+    pub item: String,
+    /// Stage id → `done`, `cached`, `failed`, `blocked` or `pending`.
+    pub stages: std::collections::BTreeMap<String, &'static str>,
+}
+
 /// The status of one run.
 #[derive(Debug, Clone, Serialize)]
 pub struct RunStatusReport {
@@ -41,10 +50,13 @@ pub struct RunStatusReport {
     pub stages: Vec<StageCounts>,
     /// Every failure, by item.
     pub failures: Vec<Failure>,
+    /// Per item, per stage (only when asked for).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub items: Vec<ItemStatus>,
 }
 
-/// Builds the status of `run`.
-pub fn report(store: &Store, run: RunRecord) -> RunStatusReport {
+/// Builds the status of `run`; `per_item` adds every item's state per stage.
+pub fn report(store: &Store, run: RunRecord, per_item: bool) -> RunStatusReport {
     let items = store.items(run.id);
     let mut stages: Vec<StageCounts> = run
         .stages
@@ -56,8 +68,28 @@ pub fn report(store: &Store, run: RunRecord) -> RunStatusReport {
         })
         .collect();
     let mut failures = Vec::new();
+    let mut per_items: Vec<ItemStatus> = if per_item {
+        items
+            .iter()
+            .map(|i| ItemStatus {
+                item: i.id.clone(),
+                stages: run.stages.iter().map(|s| (s.clone(), "pending")).collect(),
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
     for (item, stage, state) in store.item_stages(run.id) {
         let Some(counts) = stages.get_mut(stage) else { continue };
+        if let Some(entry) = per_items.get_mut(item) {
+            let word = match &state {
+                ItemStage::Done { cached: true, .. } => "cached",
+                ItemStage::Done { .. } => "done",
+                ItemStage::Failed { .. } => "failed",
+                ItemStage::Blocked { .. } => "blocked",
+            };
+            entry.stages.insert(counts.stage.clone(), word);
+        }
         counts.pending = counts.pending.saturating_sub(1);
         match state {
             ItemStage::Done { cached, .. } => {
@@ -76,5 +108,5 @@ pub fn report(store: &Store, run: RunRecord) -> RunStatusReport {
         }
     }
     failures.sort_by(|a, b| a.item.cmp(&b.item));
-    RunStatusReport { run, stages, failures }
+    RunStatusReport { run, stages, failures, items: per_items }
 }

@@ -87,6 +87,16 @@ fn set(node: &mut Node, keys: &[&str], value: Node, source: usize, path_len: usi
         offset: 0,
         len: path_len.max(1),
     };
+    if let Value::Seq(items) = &mut node.value {
+        let len = items.len();
+        let index: usize = first
+            .parse()
+            .map_err(|_| format!("`{first}` is not an index of a list (it has {len} entries)"))?;
+        let child = items
+            .get_mut(index)
+            .ok_or_else(|| format!("index {index} is past the end of a list of {len} entries"))?;
+        return set(child, rest, value, source, path_len);
+    }
     let Value::Map(entries) = &mut node.value else {
         return Err(format!("cannot set `{first}`: its parent is not a mapping"));
     };
