@@ -8,7 +8,9 @@ use crate::errors::CliError;
 /// The default state directory of a workflow: `.flow/` beside it.
 pub fn state_dir_of(workflow: &Path) -> PathBuf {
     let absolute = std::path::absolute(workflow).unwrap_or_else(|_| workflow.to_path_buf());
-    absolute.parent().map_or_else(|| PathBuf::from(".flow"), |d| d.join(".flow"))
+    absolute
+        .parent()
+        .map_or_else(|| PathBuf::from(".flow"), |d| d.join(".flow"))
 }
 
 /// The state directory a command should read: `--state-dir`, the workflow's,

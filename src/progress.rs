@@ -10,7 +10,8 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 /// The reporter for this terminal.
 pub fn reporter() -> Arc<dyn Reporter> {
-    let plain = std::env::var("FLOW_NO_PROGRESS").is_ok_and(|v| v != "0") || !std::io::stderr().is_terminal();
+    let plain = std::env::var("FLOW_NO_PROGRESS").is_ok_and(|v| v != "0")
+        || !std::io::stderr().is_terminal();
     if plain {
         Arc::new(Lines)
     } else {
@@ -23,7 +24,11 @@ struct Lines;
 
 impl Reporter for Lines {
     fn start(&self, stages: &[String], items: usize) {
-        eprintln!("{items} items through {} stages: {}", stages.len(), stages.join(" → "));
+        eprintln!(
+            "{items} items through {} stages: {}",
+            stages.len(),
+            stages.join(" → ")
+        );
     }
 
     fn item_stage(&self, _: usize, _: bool, _: bool) {}
@@ -65,10 +70,13 @@ struct Counts {
 
 impl Reporter for Bars {
     fn start(&self, stages: &[String], items: usize) {
-        self.multi.set_draw_target(ProgressDrawTarget::stderr_with_hz(10));
-        let style = ProgressStyle::with_template("{prefix:>16.bold} [{bar:30.cyan/blue}] {pos}/{len} {msg} {per_sec} eta {eta}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar())
-            .progress_chars("=> ");
+        self.multi
+            .set_draw_target(ProgressDrawTarget::stderr_with_hz(10));
+        let style = ProgressStyle::with_template(
+            "{prefix:>16.bold} [{bar:30.cyan/blue}] {pos}/{len} {msg} {per_sec} eta {eta}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> ");
         let width = stages.iter().map(String::len).max().unwrap_or(8);
         let mut bars = self.bars.lock().unwrap_or_else(|e| e.into_inner());
         for stage in stages {
@@ -88,7 +96,10 @@ impl Reporter for Bars {
                 (true, false) => counts.done += 1,
                 (false, _) => counts.failed += 1,
             }
-            bar.set_message(format!("✓{} ↺{} ✗{}", counts.done, counts.cached, counts.failed));
+            bar.set_message(format!(
+                "✓{} ↺{} ✗{}",
+                counts.done, counts.cached, counts.failed
+            ));
             bar.inc(1);
         }
     }

@@ -17,11 +17,23 @@ fn a_stage_on_a_sim_device_gives_the_same_results_as_on_the_cpu() {
     let on_sim = common::outputs(dir.path());
     assert_eq!(on_sim.len(), 10);
     // Device is not part of the cache key: moving the stage reuses results.
-    let output = run_in(dir.path(), &["run", "dev.yaml", "--set", "stages.up.device=cpu"]);
+    let output = run_in(
+        dir.path(),
+        &["run", "dev.yaml", "--set", "stages.up.device=cpu"],
+    );
     let (_, stderr) = text(&output);
     assert!(stderr.contains("10 reused"), "{stderr}");
     std::fs::remove_dir_all(dir.path().join("out")).unwrap();
-    let output = run_in(dir.path(), &["run", "dev.yaml", "--fresh", "--set", "stages.up.device=cpu"]);
+    let output = run_in(
+        dir.path(),
+        &[
+            "run",
+            "dev.yaml",
+            "--fresh",
+            "--set",
+            "stages.up.device=cpu",
+        ],
+    );
     assert!(output.status.success());
     assert_eq!(common::outputs(dir.path()), on_sim);
 }

@@ -7,7 +7,10 @@ use common::{make_items, run_in, text};
 #[test]
 fn two_failing_items_leave_the_others_done_and_status_names_them() {
     let dir = tempfile::tempdir().unwrap();
-    let names: Vec<String> = ["a1", "bad1", "a2", "bad2", "a3", "a4"].iter().map(|n| format!("{n}.txt")).collect();
+    let names: Vec<String> = ["a1", "bad1", "a2", "bad2", "a3", "a4"]
+        .iter()
+        .map(|n| format!("{n}.txt"))
+        .collect();
     make_items(dir.path(), &names);
     std::fs::create_dir_all(dir.path().join("marks")).unwrap();
     let step = common::fixture("step.sh");
@@ -19,17 +22,32 @@ fn two_failing_items_leave_the_others_done_and_status_names_them() {
     let output = run_in(dir.path(), &["run", "f.yaml"]);
     let (_, stderr) = text(&output);
     assert_eq!(output.status.code(), Some(2), "{stderr}");
-    assert!(stderr.contains("6 items, 4 succeeded, 2 failed"), "{stderr}");
+    assert!(
+        stderr.contains("6 items, 4 succeeded, 2 failed"),
+        "{stderr}"
+    );
 
     let output = run_in(dir.path(), &["status", "-w", "f.yaml"]);
     let (stdout, _) = text(&output);
     assert!(stdout.contains("bad1.txt in `check`: `"), "{stdout}");
-    assert!(stdout.contains("exited with code 3: checksum mismatch in bad1.txt"), "{stdout}");
+    assert!(
+        stdout.contains("exited with code 3: checksum mismatch in bad1.txt"),
+        "{stdout}"
+    );
     assert!(stdout.contains("bad2.txt in `check`"), "{stdout}");
     let check = stdout.lines().find(|l| l.starts_with("check")).unwrap();
     let after = stdout.lines().find(|l| l.starts_with("after")).unwrap();
-    let numbers = |line: &str| line.split_whitespace().skip(1).map(|n| n.parse::<usize>().unwrap()).collect::<Vec<_>>();
-    assert_eq!(numbers(check), [4, 0, 2, 0, 0], "done cached failed blocked pending");
+    let numbers = |line: &str| {
+        line.split_whitespace()
+            .skip(1)
+            .map(|n| n.parse::<usize>().unwrap())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        numbers(check),
+        [4, 0, 2, 0, 0],
+        "done cached failed blocked pending"
+    );
     assert_eq!(numbers(after), [4, 0, 0, 2, 0]);
     // The event log recorded both failures.
     let log = std::fs::read_to_string(dir.path().join(".flow/runs/1/events.jsonl")).unwrap();
@@ -46,8 +64,17 @@ fn a_missing_input_and_a_timeout_fail_their_items_with_reasons() {
     let started = std::time::Instant::now();
     let output = run_in(dir.path(), &["run", "t.yaml"]);
     assert_eq!(output.status.code(), Some(2));
-    assert!(started.elapsed() < std::time::Duration::from_secs(4), "the timeout killed the program");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(4),
+        "the timeout killed the program"
+    );
     let (stdout, _) = text(&run_in(dir.path(), &["status", "-w", "t.yaml"]));
-    assert!(stdout.contains("items/ok.txt in `slow`: `sleep` timed out after 300ms"), "{stdout}");
-    assert!(stdout.contains("items/missing.txt in `slow`: cannot read input"), "{stdout}");
+    assert!(
+        stdout.contains("items/ok.txt in `slow`: `sleep` timed out after 300ms"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("items/missing.txt in `slow`: cannot read input"),
+        "{stdout}"
+    );
 }

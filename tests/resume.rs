@@ -15,7 +15,10 @@ fn twenty_items(dir: &std::path::Path) {
 
 /// Item-stages recorded as done in the latest run, as `ITEM.STAGE`.
 fn done_item_stages(dir: &std::path::Path) -> Vec<String> {
-    let output = run_in(dir, &["status", "--items", "--format", "json", "-w", "steps.yaml"]);
+    let output = run_in(
+        dir,
+        &["status", "--items", "--format", "json", "-w", "steps.yaml"],
+    );
     let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
     let mut done = Vec::new();
     for item in report["items"].as_array().unwrap() {
@@ -61,16 +64,26 @@ fn kill_nine_then_rerun_finishes_identically_without_redoing_work() {
     child.wait().unwrap();
     let before = marks(dir.path());
     let ran_before: usize = before.values().sum();
-    assert!(ran_before < 80, "killed before the end ({ran_before} executions)");
+    assert!(
+        ran_before < 80,
+        "killed before the end ({ran_before} executions)"
+    );
     let done = done_item_stages(dir.path());
-    assert!(!done.is_empty(), "some results were checkpointed before the kill");
+    assert!(
+        !done.is_empty(),
+        "some results were checkpointed before the kill"
+    );
 
     // Rerun: finishes, reuses what was done.
     let output = run_in(dir.path(), &["run", "steps.yaml"]);
     assert_eq!(output.status.code(), Some(0), "{:?}", text(&output));
     let after = marks(dir.path());
     for key in &done {
-        assert_eq!(after.get(key), before.get(key), "{key} was checkpointed yet executed again");
+        assert_eq!(
+            after.get(key),
+            before.get(key),
+            "{key} was checkpointed yet executed again"
+        );
     }
     assert_eq!(after.len(), 80, "every item-stage ran");
     let repeated: usize = after.values().map(|n| n - 1).sum();
@@ -99,7 +112,10 @@ fn resume_continues_the_interrupted_run() {
     child.wait().unwrap();
     let output = run_in(dir.path(), &["status"]);
     let (stdout, _) = text(&output);
-    assert!(stdout.contains("run 1 of") && stdout.contains("unfinished"), "{stdout}");
+    assert!(
+        stdout.contains("run 1 of") && stdout.contains("unfinished"),
+        "{stdout}"
+    );
 
     let output = run_in(dir.path(), &["resume"]);
     let (_, stderr) = text(&output);
@@ -118,12 +134,27 @@ fn a_cached_rerun_executes_nothing_and_fresh_recomputes() {
     step_workflow(dir.path(), "0");
     assert!(run_in(dir.path(), &["run", "steps.yaml"]).status.success());
     assert!(run_in(dir.path(), &["run", "steps.yaml"]).status.success());
-    assert!(marks(dir.path()).values().all(|n| *n == 1), "{:?}", marks(dir.path()));
+    assert!(
+        marks(dir.path()).values().all(|n| *n == 1),
+        "{:?}",
+        marks(dir.path())
+    );
     // Changing stage b's settings recomputes b and what depends on it only.
-    let output = run_in(dir.path(), &["run", "steps.yaml", "--set", "stages.b.with.command.6='0.0'"]);
+    let output = run_in(
+        dir.path(),
+        &[
+            "run",
+            "steps.yaml",
+            "--set",
+            "stages.b.with.command.6='0.0'",
+        ],
+    );
     assert!(output.status.success(), "{:?}", text(&output));
     let m = marks(dir.path());
-    assert_eq!((m["x.txt.a"], m["x.txt.b"], m["x.txt.c"], m["x.txt.d"]), (1, 2, 2, 1));
+    assert_eq!(
+        (m["x.txt.a"], m["x.txt.b"], m["x.txt.c"], m["x.txt.d"]),
+        (1, 2, 2, 1)
+    );
     // `flow explain` names what changed since the stored result.
     let output = run_in(dir.path(), &["explain", "x.txt", "c", "-w", "steps.yaml"]);
     let (stdout, _) = text(&output);

@@ -18,12 +18,20 @@ pub fn components(workflow: &Workflow, stage: &StageNode, item: &Item, upstream:
         .model
         .as_ref()
         .and_then(|name| workflow.spec.models.get(name))
-        .map_or(Value::Null, |m| json!({ "source": m.source, "path": m.path }));
+        .map_or(
+            Value::Null,
+            |m| json!({ "source": m.source, "path": m.path }),
+        );
     let upstream: serde_json::Map<String, Value> = stage
         .needs
         .iter()
         .zip(upstream)
-        .map(|(&i, key)| (workflow.stages[i].id.to_string(), Value::String(key.to_string())))
+        .map(|(&i, key)| {
+            (
+                workflow.stages[i].id.to_string(),
+                Value::String(key.to_string()),
+            )
+        })
         .collect();
     json!({
         "stage": stage.id.as_str(),
@@ -56,9 +64,18 @@ fn diff_at(path: &str, old: &Value, new: &Value, out: &mut Vec<String>) {
         (Value::Object(a), Value::Object(b)) => {
             let keys: std::collections::BTreeSet<&String> = a.keys().chain(b.keys()).collect();
             for key in keys {
-                let sub = if path.is_empty() { key.clone() } else { format!("{path}.{key}") };
+                let sub = if path.is_empty() {
+                    key.clone()
+                } else {
+                    format!("{path}.{key}")
+                };
                 let null = Value::Null;
-                diff_at(&sub, a.get(key).unwrap_or(&null), b.get(key).unwrap_or(&null), out);
+                diff_at(
+                    &sub,
+                    a.get(key).unwrap_or(&null),
+                    b.get(key).unwrap_or(&null),
+                    out,
+                );
             }
         }
         _ if old != new => out.push(format!("{path}: {old} → {new}")),

@@ -135,7 +135,10 @@ mod tests {
     fn parses_every_form() {
         assert_eq!("cpu".parse(), Ok(DeviceRequest::Exact(DeviceId::Cpu)));
         assert_eq!("cuda".parse(), Ok(DeviceRequest::AnyCuda));
-        assert_eq!("cuda:1".parse(), Ok(DeviceRequest::Exact(DeviceId::Cuda(1))));
+        assert_eq!(
+            "cuda:1".parse(),
+            Ok(DeviceRequest::Exact(DeviceId::Cuda(1)))
+        );
         assert_eq!("sim:0".parse(), Ok(DeviceRequest::Exact(DeviceId::Sim(0))));
         assert_eq!("auto".parse(), Ok(DeviceRequest::Auto));
         assert!("gpu".parse::<DeviceRequest>().is_err());

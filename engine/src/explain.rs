@@ -31,10 +31,18 @@ pub struct Explanation {
 ///
 /// # Errors
 /// A message when the stage is unknown.
-pub fn explain(workflow: &Workflow, store: &Store, item: &Item, stage: &str) -> Result<Explanation, String> {
+pub fn explain(
+    workflow: &Workflow,
+    store: &Store,
+    item: &Item,
+    stage: &str,
+) -> Result<Explanation, String> {
     let target = workflow.stage_index(stage).ok_or_else(|| {
         let ids: Vec<&str> = workflow.stages.iter().map(|s| s.id.as_str()).collect();
-        format!("there is no stage `{stage}`; {}", crate::diag::suggestion(stage, &ids, "stage"))
+        format!(
+            "there is no stage `{stage}`; {}",
+            crate::diag::suggestion(stage, &ids, "stage")
+        )
     })?;
     let mut keys: Vec<String> = Vec::new();
     let mut components = serde_json::Value::Null;

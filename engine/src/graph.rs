@@ -1,7 +1,7 @@
 //! The workflow as a DAG of stages (petgraph), in topological order.
 
-use std::collections::{BTreeSet, BinaryHeap};
 use std::cmp::Reverse;
+use std::collections::{BTreeSet, BinaryHeap};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -74,12 +74,22 @@ pub fn check(stages: &[GraphStage<'_>], root: &Node, errors: &mut Vec<ConfigErro
         let members: BTreeSet<usize> = scc.iter().map(|n| graph[*n]).collect();
         let chain = cycle_chain(stages, &members);
         let first = chain[0];
-        let span = node_at(root, &["stages".into(), stages[first].id.into(), "needs".into()]).span;
+        let span = node_at(
+            root,
+            &["stages".into(), stages[first].id.into(), "needs".into()],
+        )
+        .span;
         let names: Vec<&str> = chain.iter().map(|i| stages[*i].id).collect();
         errors.push(
-            ConfigError::new("flow::cycle", format!("cyclic dependency detected in the chain [ {} ]", names.join(" -> ")))
-                .at(span, "part of the cycle")
-                .help("stages must form a DAG: remove one of these `needs`"),
+            ConfigError::new(
+                "flow::cycle",
+                format!(
+                    "cyclic dependency detected in the chain [ {} ]",
+                    names.join(" -> ")
+                ),
+            )
+            .at(span, "part of the cycle")
+            .help("stages must form a DAG: remove one of these `needs`"),
         );
     }
     for stage in stages {
@@ -94,10 +104,9 @@ fn cycle_chain(stages: &[GraphStage<'_>], members: &BTreeSet<usize>) -> Vec<usiz
     let mut current = start;
     // Walk downstream: a member whose `needs` contains the current stage.
     for _ in 0..=members.len() {
-        let next = members
-            .iter()
-            .copied()
-            .find(|m| stages[*m].needs.contains(&stages[current].id) && (!chain.contains(m) || *m == start));
+        let next = members.iter().copied().find(|m| {
+            stages[*m].needs.contains(&stages[current].id) && (!chain.contains(m) || *m == start)
+        });
         match next {
             Some(n) => {
                 chain.push(n);
@@ -112,7 +121,12 @@ fn cycle_chain(stages: &[GraphStage<'_>], members: &BTreeSet<usize>) -> Vec<usiz
     chain
 }
 
-fn check_ports(stages: &[GraphStage<'_>], stage: &GraphStage<'_>, root: &Node, errors: &mut Vec<ConfigError>) {
+fn check_ports(
+    stages: &[GraphStage<'_>],
+    stage: &GraphStage<'_>,
+    root: &Node,
+    errors: &mut Vec<ConfigError>,
+) {
     let Some(ports) = &stage.ports else { return };
     let upstream: Vec<&GraphStage<'_>> = stage
         .needs
@@ -139,7 +153,11 @@ fn check_ports(stages: &[GraphStage<'_>], stage: &GraphStage<'_>, root: &Node, e
                     .map(move |o| format!("`{o}` ({})", u.id))
             })
             .collect();
-        let key = if stage.needs.is_empty() { "uses" } else { "needs" };
+        let key = if stage.needs.is_empty() {
+            "uses"
+        } else {
+            "needs"
+        };
         let span = node_at(root, &["stages".into(), stage.id.into(), key.into()]).span;
         let found = if produced.is_empty() {
             "nothing upstream produces it".to_string()
@@ -162,7 +180,11 @@ impl Workflow {
     pub fn new(spec: WorkflowSpec, path: PathBuf, registry: &Registry) -> Self {
         let dir = path.parent().map(PathBuf::from).unwrap_or_default();
         let ids: Vec<&Ident> = spec.stages.keys().collect();
-        let file_index = |id: &str| ids.iter().position(|i| i.as_str() == id).unwrap_or(usize::MAX);
+        let file_index = |id: &str| {
+            ids.iter()
+                .position(|i| i.as_str() == id)
+                .unwrap_or(usize::MAX)
+        };
         // Kahn's algorithm; ties go to the stage written first.
         let mut remaining: Vec<usize> = spec.stages.values().map(|s| s.needs.len()).collect();
         let mut ready: BinaryHeap<Reverse<usize>> = remaining
@@ -191,7 +213,11 @@ impl Workflow {
             stages.push(StageNode {
                 id: id.clone(),
                 ports: kind.ports(&stage.config),
-                needs: stage.needs.iter().map(|n| position(file_index(n.as_str()))).collect(),
+                needs: stage
+                    .needs
+                    .iter()
+                    .map(|n| position(file_index(n.as_str())))
+                    .collect(),
                 spec: stage.clone(),
                 kind,
             });

@@ -164,11 +164,18 @@ mod tests {
     fn missing_listed_files_carry_an_error() {
         let dir = tempfile::tempdir().unwrap();
         let inputs = InputsSpec {
-            items: Some(vec!["nope.wav".into(), "https://example.invalid/x.mp3".into()]),
+            items: Some(vec![
+                "nope.wav".into(),
+                "https://example.invalid/x.mp3".into(),
+            ]),
             ..Default::default()
         };
         let items = discover(&inputs, dir.path()).unwrap();
-        assert!(items[0].error.as_deref().unwrap().contains("cannot read input"));
+        assert!(items[0]
+            .error
+            .as_deref()
+            .unwrap()
+            .contains("cannot read input"));
         assert!(items[1].error.is_none());
     }
 }

@@ -93,11 +93,23 @@ impl Plan {
         for (i, stage) in workflow.stages.iter().enumerate() {
             let device = placements[i].device;
             if let Some(model) = &stage.spec.model {
-                nodes.push(PlanNode::Load { model: model.to_string(), stage: i, device });
+                nodes.push(PlanNode::Load {
+                    model: model.to_string(),
+                    stage: i,
+                    device,
+                });
             }
-            nodes.push(PlanNode::Run { stage: i, device, batch: placements[i].batch });
+            nodes.push(PlanNode::Run {
+                stage: i,
+                device,
+                batch: placements[i].batch,
+            });
             if let Some(model) = &stage.spec.model {
-                nodes.push(PlanNode::Unload { model: model.to_string(), stage: i, device });
+                nodes.push(PlanNode::Unload {
+                    model: model.to_string(),
+                    stage: i,
+                    device,
+                });
                 if device.is_accelerator() {
                     nodes.push(PlanNode::ClearCache { device });
                 }
@@ -109,7 +121,11 @@ impl Plan {
     /// The memory nodes that follow the `Run` of `stage` (run once every
     /// item has passed it).
     pub fn after(&self, stage: usize) -> &[PlanNode] {
-        let Some(run) = self.nodes.iter().position(|n| matches!(n, PlanNode::Run { stage: s, .. } if *s == stage)) else {
+        let Some(run) = self
+            .nodes
+            .iter()
+            .position(|n| matches!(n, PlanNode::Run { stage: s, .. } if *s == stage))
+        else {
             return &[];
         };
         let end = self.nodes[run + 1..]
@@ -121,7 +137,11 @@ impl Plan {
 
     /// The `Load` nodes that precede the `Run` of `stage`.
     pub fn before(&self, stage: usize) -> Vec<&PlanNode> {
-        let Some(run) = self.nodes.iter().position(|n| matches!(n, PlanNode::Run { stage: s, .. } if *s == stage)) else {
+        let Some(run) = self
+            .nodes
+            .iter()
+            .position(|n| matches!(n, PlanNode::Run { stage: s, .. } if *s == stage))
+        else {
             return Vec::new();
         };
         self.nodes[..run]

@@ -187,7 +187,9 @@ pub struct StageInput {
     pub item: Arc<Item>,
     /// Results of the stage's `needs`, in the order of `needs`.
     pub upstream: Vec<Upstream>,
-    /// A fresh, empty folder for the files this result writes.
+    /// The folder for the files this result writes. It does not exist until
+    /// [`StageInput::create_out_dir`] makes it, so stages that write no
+    /// files cost no file-system work.
     pub out_dir: PathBuf,
     /// The device the stage runs on.
     pub device: DeviceId,
@@ -196,6 +198,17 @@ pub struct StageInput {
 }
 
 impl StageInput {
+    /// Creates the (empty) output folder and returns it. Files written there
+    /// become the result's files, made durable atomically when the stage
+    /// succeeds.
+    ///
+    /// # Errors
+    /// I/O errors creating the folder.
+    pub fn create_out_dir(&self) -> std::io::Result<&Path> {
+        std::fs::create_dir_all(&self.out_dir)?;
+        Ok(&self.out_dir)
+    }
+
     /// Outputs of upstream stages whose port type or stage id is `name`.
     pub fn find<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a ResolvedOutput> + 'a {
         self.upstream.iter().flat_map(move |up| {

@@ -8,11 +8,19 @@ use crate::graph::Workflow;
 pub fn dot(workflow: &Workflow) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "digraph {} {{", quote(&workflow.spec.name));
-    let _ = writeln!(out, "  rankdir=LR;\n  node [shape=box, style=rounded, fontname=\"Helvetica\"];");
+    let _ = writeln!(
+        out,
+        "  rankdir=LR;\n  node [shape=box, style=rounded, fontname=\"Helvetica\"];"
+    );
     for stage in &workflow.stages {
         let device = stage.spec.device_request();
         let label = format!("{}\\n{} · {}", stage.id, stage.spec.uses, device);
-        let _ = writeln!(out, "  {} [label={}];", quote(stage.id.as_str()), quote(&label));
+        let _ = writeln!(
+            out,
+            "  {} [label={}];",
+            quote(stage.id.as_str()),
+            quote(&label)
+        );
     }
     for stage in &workflow.stages {
         for &need in &stage.needs {
@@ -48,15 +56,29 @@ pub fn mermaid(workflow: &Workflow) -> String {
         for &need in &stage.needs {
             let upstream = &workflow.stages[need];
             let label = upstream.ports.outputs.join(", ");
-            let arrow = if label.is_empty() { "-->".to_string() } else { format!("-- {label} -->") };
-            let _ = writeln!(out, "  {} {arrow} {}", mermaid_id(upstream.id.as_str()), mermaid_id(stage.id.as_str()));
+            let arrow = if label.is_empty() {
+                "-->".to_string()
+            } else {
+                format!("-- {label} -->")
+            };
+            let _ = writeln!(
+                out,
+                "  {} {arrow} {}",
+                mermaid_id(upstream.id.as_str()),
+                mermaid_id(stage.id.as_str())
+            );
         }
     }
     out
 }
 
 fn quote(text: &str) -> String {
-    format!("\"{}\"", text.replace('\\', "\\\\").replace('"', "\\\"").replace("\\\\n", "\\n"))
+    format!(
+        "\"{}\"",
+        text.replace('\\', "\\\\")
+            .replace('"', "\\\"")
+            .replace("\\\\n", "\\n")
+    )
 }
 
 fn mermaid_id(id: &str) -> String {

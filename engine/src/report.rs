@@ -120,8 +120,13 @@ impl EventLog {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)?;
         }
-        let file = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
-        Ok(Self { file: Mutex::new(BufWriter::new(file)) })
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)?;
+        Ok(Self {
+            file: Mutex::new(BufWriter::new(file)),
+        })
     }
 
     /// Appends an event with a timestamp, and flushes the line.

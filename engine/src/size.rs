@@ -146,8 +146,14 @@ mod tests {
     fn rejects_bad_units_with_a_reason() {
         let err = "12GiX".parse::<ByteSize>().unwrap_err();
         assert!(err.to_string().contains("unknown size unit `GiX`"));
-        assert!(matches!("12".parse::<ByteSize>(), Err(SizeError::MissingUnit(_))));
-        assert!(matches!("GiB".parse::<ByteSize>(), Err(SizeError::NotANumber(_))));
+        assert!(matches!(
+            "12".parse::<ByteSize>(),
+            Err(SizeError::MissingUnit(_))
+        ));
+        assert!(matches!(
+            "GiB".parse::<ByteSize>(),
+            Err(SizeError::NotANumber(_))
+        ));
     }
 
     #[test]

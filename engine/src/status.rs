@@ -80,7 +80,9 @@ pub fn report(store: &Store, run: RunRecord, per_item: bool) -> RunStatusReport 
         Vec::new()
     };
     for (item, stage, state) in store.item_stages(run.id) {
-        let Some(counts) = stages.get_mut(stage) else { continue };
+        let Some(counts) = stages.get_mut(stage) else {
+            continue;
+        };
         if let Some(entry) = per_items.get_mut(item) {
             let word = match &state {
                 ItemStage::Done { cached: true, .. } => "cached",
@@ -99,7 +101,9 @@ pub fn report(store: &Store, run: RunRecord, per_item: bool) -> RunStatusReport 
             ItemStage::Failed { reason, .. } => {
                 counts.failed += 1;
                 failures.push(Failure {
-                    item: items.get(item).map_or_else(|| format!("#{item}"), |i| i.id.clone()),
+                    item: items
+                        .get(item)
+                        .map_or_else(|| format!("#{item}"), |i| i.id.clone()),
                     stage: counts.stage.clone(),
                     reason,
                 });
@@ -108,5 +112,10 @@ pub fn report(store: &Store, run: RunRecord, per_item: bool) -> RunStatusReport 
         }
     }
     failures.sort_by(|a, b| a.item.cmp(&b.item));
-    RunStatusReport { run, stages, failures, items: per_items }
+    RunStatusReport {
+        run,
+        stages,
+        failures,
+        items: per_items,
+    }
 }

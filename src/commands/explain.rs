@@ -15,8 +15,15 @@ pub fn explain(args: ExplainArgs) -> Result<i32, CliError> {
         .runs()
         .pop()
         .ok_or_else(|| CliError::Message(format!("no runs in `{}`", state_dir.display())))?;
-    let workflow_path = args.place.workflow.clone().unwrap_or_else(|| run.workflow.clone().into());
-    let tuning = Tuning { overrides: run.args.overrides.clone(), inputs: run.args.inputs.clone() };
+    let workflow_path = args
+        .place
+        .workflow
+        .clone()
+        .unwrap_or_else(|| run.workflow.clone().into());
+    let tuning = Tuning {
+        overrides: run.args.overrides.clone(),
+        inputs: run.args.inputs.clone(),
+    };
     let workflow = load(&workflow_path, &tuning)?;
     let items = flow_engine::items::discover(&workflow.spec.inputs, &workflow.dir)
         .map_err(|e| CliError::Message(e.to_string()))?;
@@ -28,16 +35,25 @@ pub fn explain(args: ExplainArgs) -> Result<i32, CliError> {
             flow_engine::diag::suggestion(&args.item, &ids, "item")
         ))
     })?;
-    let explanation = flow_engine::explain::explain(&workflow, &store, item, &args.stage).map_err(CliError::Message)?;
+    let explanation = flow_engine::explain::explain(&workflow, &store, item, &args.stage)
+        .map_err(CliError::Message)?;
     if args.format == Format::Json {
-        println!("{}", serde_json::to_string_pretty(&explanation).unwrap_or_default());
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&explanation).unwrap_or_default()
+        );
         return Ok(0);
     }
     println!("{} in `{}`", explanation.item, explanation.stage);
     println!("cache key: {}", explanation.key);
-    println!("made of:\n{}", serde_json::to_string_pretty(&explanation.components).unwrap_or_default());
+    println!(
+        "made of:\n{}",
+        serde_json::to_string_pretty(&explanation.components).unwrap_or_default()
+    );
     match (explanation.cached_by_run, &explanation.previous_key) {
-        (Some(run), _) => println!("a stored result matches (computed by run {run}): it will be reused"),
+        (Some(run), _) => {
+            println!("a stored result matches (computed by run {run}): it will be reused")
+        }
         (None, Some(previous)) => {
             println!("no stored result matches; the latest stored result ({previous}) differs in:");
             for change in &explanation.changes {

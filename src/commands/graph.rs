@@ -6,7 +6,13 @@ use crate::errors::CliError;
 
 /// Prints the stage graph.
 pub fn graph(args: GraphArgs) -> Result<i32, CliError> {
-    let workflow = load(&args.workflow, &Tuning { overrides: Vec::new(), inputs: None })?;
+    let workflow = load(
+        &args.workflow,
+        &Tuning {
+            overrides: Vec::new(),
+            inputs: None,
+        },
+    )?;
     let text = match args.format {
         GraphFormat::Dot => flow_engine::render::dot(&workflow),
         GraphFormat::Mermaid => flow_engine::render::mermaid(&workflow),

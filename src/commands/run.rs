@@ -14,7 +14,9 @@ use crate::progress;
 /// Runs a workflow.
 pub fn run(args: RunArgs) -> Result<i32, CliError> {
     let workflow = load(&args.workflow, &args.tuning)?;
-    let state_dir = args.state_dir.unwrap_or_else(|| locate::state_dir_of(&args.workflow));
+    let state_dir = args
+        .state_dir
+        .unwrap_or_else(|| locate::state_dir_of(&args.workflow));
     let stored = StoredArgs {
         overrides: args.tuning.overrides,
         inputs: args.tuning.inputs,
@@ -29,9 +31,9 @@ pub fn resume(args: ResumeArgs) -> Result<i32, CliError> {
     let record = {
         let store = Store::open(&state_dir)?;
         match args.run {
-            Some(id) => store
-                .run(id)
-                .ok_or_else(|| CliError::Message(format!("there is no run {id} in `{}`", state_dir.display())))?,
+            Some(id) => store.run(id).ok_or_else(|| {
+                CliError::Message(format!("there is no run {id} in `{}`", state_dir.display()))
+            })?,
             None => store.last_unfinished_run().ok_or_else(|| {
                 CliError::Message(format!(
                     "every run in `{}` has finished; `flow run` starts a new one",
@@ -41,7 +43,10 @@ pub fn resume(args: ResumeArgs) -> Result<i32, CliError> {
         }
     };
     if record.status == RunStatus::Finished {
-        eprintln!("run {} had finished; running it again reuses every result", record.id);
+        eprintln!(
+            "run {} had finished; running it again reuses every result",
+            record.id
+        );
     }
     let tuning = Tuning {
         overrides: record.args.overrides.clone(),
@@ -52,7 +57,12 @@ pub fn resume(args: ResumeArgs) -> Result<i32, CliError> {
     start(workflow, state_dir, record.args.clone(), Some(record.id))
 }
 
-fn start(workflow: Workflow, state_dir: std::path::PathBuf, args: StoredArgs, resume: Option<u64>) -> Result<i32, CliError> {
+fn start(
+    workflow: Workflow,
+    state_dir: std::path::PathBuf,
+    args: StoredArgs,
+    resume: Option<u64>,
+) -> Result<i32, CliError> {
     let plan = Plan::naive(&workflow);
     let reporter = progress::reporter();
     let summary = execute(RunRequest {
@@ -64,7 +74,11 @@ fn start(workflow: Workflow, state_dir: std::path::PathBuf, args: StoredArgs, re
         reporter: Arc::clone(&reporter),
     })?;
     print_summary(&summary);
-    Ok(if summary.failed == 0 { 0 } else { EXIT_ITEMS_FAILED })
+    Ok(if summary.failed == 0 {
+        0
+    } else {
+        EXIT_ITEMS_FAILED
+    })
 }
 
 fn print_summary(summary: &RunSummary) {
@@ -79,6 +93,9 @@ fn print_summary(summary: &RunSummary) {
         summary.millis as f64 / 1000.0
     );
     if summary.failed > 0 {
-        eprintln!("`flow status {}` lists the failed items and why", summary.run);
+        eprintln!(
+            "`flow status {}` lists the failed items and why",
+            summary.run
+        );
     }
 }

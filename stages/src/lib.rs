@@ -14,5 +14,7 @@ pub fn registry() -> Registry {
 
 /// Adds the built-in stage kinds to `registry`.
 pub fn register_builtins(registry: &mut Registry) {
-    registry.register(exec::ExecKind).register(sink::FilesSinkKind);
+    registry
+        .register(exec::ExecKind)
+        .register(sink::FilesSinkKind);
 }

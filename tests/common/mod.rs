@@ -13,7 +13,11 @@ pub fn flow() -> Command {
 
 /// Runs `flow ARGS` in `dir`.
 pub fn run_in(dir: &Path, args: &[&str]) -> Output {
-    flow().current_dir(dir).args(args).output().expect("flow runs")
+    flow()
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .expect("flow runs")
 }
 
 /// stdout and stderr as text.
@@ -26,7 +30,9 @@ pub fn text(output: &Output) -> (String, String) {
 
 /// `tests/fixtures/NAME`.
 pub fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
 }
 
 /// Writes `count` text items `items/itemNN.txt` (plus extra names) in `dir`.
@@ -66,7 +72,10 @@ pub fn marks(dir: &Path) -> std::collections::BTreeMap<String, usize> {
     if let Ok(entries) = std::fs::read_dir(dir.join("marks")) {
         for entry in entries.flatten() {
             let name = entry.file_name().to_string_lossy().into_owned();
-            let lines = std::fs::read_to_string(entry.path()).unwrap_or_default().lines().count();
+            let lines = std::fs::read_to_string(entry.path())
+                .unwrap_or_default()
+                .lines()
+                .count();
             counts.insert(name, lines);
         }
     }
@@ -82,7 +91,11 @@ pub fn outputs(dir: &Path) -> std::collections::BTreeMap<String, String> {
             if path.is_dir() {
                 walk(root, &path, out);
             } else if path.extension().is_some_and(|e| e == "txt") {
-                let rel = path.strip_prefix(root).unwrap().to_string_lossy().into_owned();
+                let rel = path
+                    .strip_prefix(root)
+                    .unwrap()
+                    .to_string_lossy()
+                    .into_owned();
                 out.insert(rel, std::fs::read_to_string(&path).unwrap());
             }
         }

@@ -53,7 +53,12 @@ struct State {
 
 impl Worker {
     /// Starts the worker thread of `device`.
-    pub fn start(device: DeviceId, stages: Vec<Arc<dyn Stage>>, plan: Arc<Plan>, emit: Arc<dyn Fn(Event) + Send + Sync>) -> Self {
+    pub fn start(
+        device: DeviceId,
+        stages: Vec<Arc<dyn Stage>>,
+        plan: Arc<Plan>,
+        emit: Arc<dyn Fn(Event) + Send + Sync>,
+    ) -> Self {
         let (sender, receiver) = mpsc::channel();
         let n = stages.len();
         let state = State {
@@ -74,7 +79,9 @@ impl Worker {
     /// Sends a message; a stopped worker fails the job's item.
     pub fn send(&self, message: Message) {
         if let Err(mpsc::SendError(Message::Job(job))) = self.sender.send(message) {
-            let _ = job.reply.send(Err(StageError::failed("the device worker has stopped")));
+            let _ = job
+                .reply
+                .send(Err(StageError::failed("the device worker has stopped")));
         }
     }
 
@@ -99,7 +106,11 @@ impl State {
                 continue;
             }
             let stage = pending[0].stage;
-            let size = self.plan.placements.get(stage).map_or(1, |p| p.batch.max(1)) as usize;
+            let size = self
+                .plan
+                .placements
+                .get(stage)
+                .map_or(1, |p| p.batch.max(1)) as usize;
             let deadline = Instant::now() + LINGER;
             while pending.iter().filter(|j| j.stage == stage).count() < size {
                 let wait = deadline.saturating_duration_since(Instant::now());
@@ -142,9 +153,11 @@ impl State {
         let inputs: Vec<StageInput> = batch.iter().map(|j| j.input.clone()).collect();
         let mut results = self.stages[stage].run_batch(&inputs).into_iter();
         for job in batch {
-            let result = results
-                .next()
-                .unwrap_or_else(|| Err(StageError::failed("the stage returned fewer results than its batch")));
+            let result = results.next().unwrap_or_else(|| {
+                Err(StageError::failed(
+                    "the stage returned fewer results than its batch",
+                ))
+            });
             let _ = job.reply.send(result);
         }
     }
@@ -152,10 +165,20 @@ impl State {
     fn load(&mut self, stage: usize) {
         self.loaded[stage] = true;
         for node in self.plan.before(stage) {
-            if let PlanNode::Load { model, stage: owner, .. } = node {
-                (self.emit)(Event::PlanNode { node: format!("load {model}"), device: self.device.to_string() });
+            if let PlanNode::Load {
+                model,
+                stage: owner,
+                ..
+            } = node
+            {
+                (self.emit)(Event::PlanNode {
+                    node: format!("load {model}"),
+                    device: self.device.to_string(),
+                });
                 if let Err(e) = self.stages[*owner].load(self.device) {
-                    self.load_errors[stage] = Some(StageError::failed(format!("cannot load model `{model}`: {e}")));
+                    self.load_errors[stage] = Some(StageError::failed(format!(
+                        "cannot load model `{model}`: {e}"
+                    )));
                 }
             }
         }
@@ -164,13 +187,23 @@ impl State {
     fn after_stage(&mut self, stage: usize) {
         for node in self.plan.after(stage) {
             match node {
-                PlanNode::Unload { model, stage: owner, .. } => {
+                PlanNode::Unload {
+                    model,
+                    stage: owner,
+                    ..
+                } => {
                     self.stages[*owner].unload();
                     self.loaded[*owner] = false;
-                    (self.emit)(Event::PlanNode { node: format!("unload {model}"), device: self.device.to_string() });
+                    (self.emit)(Event::PlanNode {
+                        node: format!("unload {model}"),
+                        device: self.device.to_string(),
+                    });
                 }
                 PlanNode::ClearCache { device } => {
-                    (self.emit)(Event::PlanNode { node: "clear_cache".into(), device: device.to_string() });
+                    (self.emit)(Event::PlanNode {
+                        node: "clear_cache".into(),
+                        device: device.to_string(),
+                    });
                 }
                 _ => {}
             }

@@ -35,14 +35,17 @@ pub(super) async fn process(ctx: &Arc<RunContext>, index: usize, item: Arc<Item>
         let counters = &ctx.counters[si];
         if !counters.started.swap(true, Ordering::Relaxed) {
             *counters.first.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
-            ctx.emit(&Event::StageStarted { stage: stage.id.to_string() });
+            ctx.emit(&Event::StageStarted {
+                stage: stage.id.to_string(),
+            });
         }
         let blocked_by = stage.needs.iter().find_map(|&j| match &slots[j] {
             Slot::Failed(by) => Some(by.clone()),
             Slot::Done(_) => None,
         });
         let slot = if let Some(by) = blocked_by {
-            ctx.store.set_item_stage(ctx.run, index, si, &ItemStage::Blocked { by: by.clone() });
+            ctx.store
+                .set_item_stage(ctx.run, index, si, &ItemStage::Blocked { by: by.clone() });
             counters.blocked.fetch_add(1, Ordering::Relaxed);
             ctx.reporter.item_stage(si, false, false);
             Slot::Failed(by)
@@ -63,7 +66,13 @@ pub(super) async fn process(ctx: &Arc<RunContext>, index: usize, item: Arc<Item>
     slots.iter().all(|s| matches!(s, Slot::Done(_)))
 }
 
-async fn run_stage(ctx: &Arc<RunContext>, index: usize, si: usize, item: &Arc<Item>, upstream: &[&Done]) -> Slot {
+async fn run_stage(
+    ctx: &Arc<RunContext>,
+    index: usize,
+    si: usize,
+    item: &Arc<Item>,
+    upstream: &[&Done],
+) -> Slot {
     let workflow = &ctx.workflow;
     let stage = &workflow.stages[si];
     let upstream_keys: Vec<&str> = upstream.iter().map(|d| d.key.as_str()).collect();
@@ -72,10 +81,22 @@ async fn run_stage(ctx: &Arc<RunContext>, index: usize, si: usize, item: &Arc<It
     let counters = &ctx.counters[si];
 
     if stage.spec.checkpoint && !stage.kind.resources().always_run {
-        if let Some(record) = ctx.store.result(&key).filter(|r| r.run >= ctx.min_result_run) {
+        if let Some(record) = ctx
+            .store
+            .result(&key)
+            .filter(|r| r.run >= ctx.min_result_run)
+        {
             let dir = ctx.artifacts.dir(&key);
             let outputs = resolve(&record.outputs, &dir);
-            ctx.store.set_item_stage(ctx.run, index, si, &ItemStage::Done { key: key.clone(), cached: true });
+            ctx.store.set_item_stage(
+                ctx.run,
+                index,
+                si,
+                &ItemStage::Done {
+                    key: key.clone(),
+                    cached: true,
+                },
+            );
             counters.done.fetch_add(1, Ordering::Relaxed);
             counters.cached.fetch_add(1, Ordering::Relaxed);
             ctx.cached.fetch_add(1, Ordering::Relaxed);
@@ -109,11 +130,22 @@ async fn run_stage(ctx: &Arc<RunContext>, index: usize, si: usize, item: &Arc<It
                     finished_at: now_ms(),
                 });
             }
-            ctx.store.set_item_stage(ctx.run, index, si, &ItemStage::Done { key: key.clone(), cached: false });
+            ctx.store.set_item_stage(
+                ctx.run,
+                index,
+                si,
+                &ItemStage::Done {
+                    key: key.clone(),
+                    cached: false,
+                },
+            );
             counters.done.fetch_add(1, Ordering::Relaxed);
             ctx.computed.fetch_add(1, Ordering::Relaxed);
             ctx.reporter.item_stage(si, true, false);
-            Slot::Done(Done { key, outputs: resolve(&output.outputs, &dir) })
+            Slot::Done(Done {
+                key,
+                outputs: resolve(&output.outputs, &dir),
+            })
         }
         Err(error) => {
             let event = Event::ItemFailed {
@@ -126,7 +158,10 @@ async fn run_stage(ctx: &Arc<RunContext>, index: usize, si: usize, item: &Arc<It
                 ctx.run,
                 index,
                 si,
-                &ItemStage::Failed { kind: error.kind, reason: error.message },
+                &ItemStage::Failed {
+                    kind: error.kind,
+                    reason: error.message,
+                },
             );
             ctx.store.add_event(ctx.run, &event);
             ctx.emit(&event);
@@ -146,10 +181,7 @@ async fn compute(
     upstream: &[&Done],
 ) -> Result<(std::path::PathBuf, StageOutput), StageError> {
     let stage = &ctx.workflow.stages[si];
-    let scratch = ctx
-        .artifacts
-        .scratch()
-        .map_err(|e| StageError::failed(format!("cannot create an output folder: {e}")))?;
+    let scratch = ctx.artifacts.scratch();
     let placement = ctx.plan.placements[si];
     let input = StageInput {
         item: item.clone(),
@@ -168,7 +200,11 @@ async fn compute(
     };
     let result = if let Some(worker) = ctx.workers.get(&placement.device) {
         let (reply, answer) = oneshot::channel();
-        worker.send(Message::Job(Job { stage: si, input, reply }));
+        worker.send(Message::Job(Job {
+            stage: si,
+            input,
+            reply,
+        }));
         answer
             .await
             .unwrap_or_else(|_| Err(StageError::failed("the device worker dropped the item")))

@@ -172,10 +172,13 @@ pub fn execute(request: RunRequest) -> Result<RunSummary, ExecError> {
             workflow_dir: &workflow.dir,
             state_dir: &request.state_dir,
         };
-        let built = stage.kind.build(&ctx, &stage.spec.config).map_err(|reason| ExecError::Build {
-            stage: stage.id.to_string(),
-            reason,
-        })?;
+        let built = stage
+            .kind
+            .build(&ctx, &stage.spec.config)
+            .map_err(|reason| ExecError::Build {
+                stage: stage.id.to_string(),
+                reason,
+            })?;
         stages.push(built);
     }
 
@@ -183,7 +186,11 @@ pub fn execute(request: RunRequest) -> Result<RunSummary, ExecError> {
     let limits = workflow
         .stages
         .iter()
-        .map(|s| Arc::new(Semaphore::new(s.spec.concurrency.map_or(cores, |c| c.max(1) as usize))))
+        .map(|s| {
+            Arc::new(Semaphore::new(
+                s.spec.concurrency.map_or(cores, |c| c.max(1) as usize),
+            ))
+        })
         .collect();
     let counters = (0..stages.len())
         .map(|_| StageCounters {
@@ -191,8 +198,14 @@ pub fn execute(request: RunRequest) -> Result<RunSummary, ExecError> {
             ..Default::default()
         })
         .collect();
-    let log = EventLog::create(&request.state_dir.join("runs").join(run.to_string()).join("events.jsonl"))
-        .map_err(StateError::Io)?;
+    let log = EventLog::create(
+        &request
+            .state_dir
+            .join("runs")
+            .join(run.to_string())
+            .join("events.jsonl"),
+    )
+    .map_err(StateError::Io)?;
     let plan = Arc::new(request.plan);
     let reporter = request.reporter;
 
@@ -206,7 +219,10 @@ pub fn execute(request: RunRequest) -> Result<RunSummary, ExecError> {
                         ctx.emit(&event);
                     }
                 });
-                workers.insert(placement.device, device::Worker::start(placement.device, stages.clone(), plan.clone(), emit));
+                workers.insert(
+                    placement.device,
+                    device::Worker::start(placement.device, stages.clone(), plan.clone(), emit),
+                );
             }
         }
         RunContext {
@@ -246,7 +262,9 @@ pub fn execute(request: RunRequest) -> Result<RunSummary, ExecError> {
     let computed = context.computed.load(Ordering::Relaxed);
     let cached = context.cached.load(Ordering::Relaxed);
     let Some(context) = Arc::into_inner(context) else {
-        return Err(ExecError::Runtime(std::io::Error::other("item tasks outlived the run")));
+        return Err(ExecError::Runtime(std::io::Error::other(
+            "item tasks outlived the run",
+        )));
     };
     for (_, worker) in context.workers {
         worker.stop();
@@ -286,7 +304,9 @@ async fn run_items(context: Arc<RunContext>, items: Vec<Item>, cores: usize) -> 
     let in_flight = Arc::new(Semaphore::new((cores * 16).max(32)));
     let mut tasks = tokio::task::JoinSet::new();
     for (index, item) in items.into_iter().enumerate() {
-        let Ok(permit) = in_flight.clone().acquire_owned().await else { break };
+        let Ok(permit) = in_flight.clone().acquire_owned().await else {
+            break;
+        };
         let context = context.clone();
         tasks.spawn(async move {
             let ok = item::process(&context, index, Arc::new(item)).await;

@@ -8,7 +8,13 @@ use crate::diag::{suggestion, ConfigError};
 
 /// Walks `node` against `schema`, reporting unknown and repeated keys, and
 /// removes them so the typed pass does not report them a second time.
-pub fn check_keys(node: &mut Node, schema: &Json, defs: &Json, path: &mut Vec<String>, errors: &mut Vec<ConfigError>) {
+pub fn check_keys(
+    node: &mut Node,
+    schema: &Json,
+    defs: &Json,
+    path: &mut Vec<String>,
+    errors: &mut Vec<ConfigError>,
+) {
     let schema = resolve(schema, defs);
     match &mut node.value {
         Value::Map(entries) => {
@@ -18,7 +24,13 @@ pub fn check_keys(node: &mut Node, schema: &Json, defs: &Json, path: &mut Vec<St
             let values_schema = schema
                 .get("additionalProperties")
                 .filter(|s| s.is_object())
-                .or_else(|| schema.get("patternProperties")?.as_object()?.values().next());
+                .or_else(|| {
+                    schema
+                        .get("patternProperties")?
+                        .as_object()?
+                        .values()
+                        .next()
+                });
             entries.retain_mut(|(key, value)| {
                 let name = key.as_str().map(String::from).unwrap_or_default();
                 let sub = match (props, values_schema) {
@@ -76,7 +88,11 @@ pub fn place(path: &[String]) -> String {
     }
 }
 
-fn report_duplicates(entries: &mut Vec<(Node, Node)>, path: &[String], errors: &mut Vec<ConfigError>) {
+fn report_duplicates(
+    entries: &mut Vec<(Node, Node)>,
+    path: &[String],
+    errors: &mut Vec<ConfigError>,
+) {
     let mut seen: Vec<(String, usize)> = Vec::new();
     let mut index = 0;
     entries.retain(|(key, _)| {
@@ -93,7 +109,9 @@ fn report_duplicates(entries: &mut Vec<(Node, Node)>, path: &[String], errors: &
                 errors.push(
                     ConfigError::new(code, format!("duplicate {what} `{name}` {}", place(path)))
                         .at(key.span, "defined again here")
-                        .help(format!("each {what} may appear once; rename or remove one of them")),
+                        .help(format!(
+                            "each {what} may appear once; rename or remove one of them"
+                        )),
                 );
                 false
             }
@@ -118,7 +136,9 @@ fn resolve<'a>(schema: &'a Json, defs: &'a Json) -> &'a Json {
             for branch in branches {
                 let resolved = resolve(branch, defs);
                 if resolved.get("properties").is_some()
-                    || resolved.get("additionalProperties").is_some_and(Json::is_object)
+                    || resolved
+                        .get("additionalProperties")
+                        .is_some_and(Json::is_object)
                     || resolved.get("patternProperties").is_some()
                 {
                     return resolved;

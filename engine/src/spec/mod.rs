@@ -4,8 +4,8 @@
 mod keys;
 mod overrides;
 mod semantic;
-mod types;
 pub mod typed;
+mod types;
 pub mod yaml;
 
 use std::path::{Path, PathBuf};
@@ -39,7 +39,11 @@ pub fn schema() -> serde_json::Value {
 ///
 /// # Errors
 /// [`ConfigErrors`] with every problem found, each pointing into the YAML.
-pub fn load(path: &Path, options: &LoadOptions, registry: &Registry) -> Result<Workflow, ConfigErrors> {
+pub fn load(
+    path: &Path,
+    options: &LoadOptions,
+    registry: &Registry,
+) -> Result<Workflow, ConfigErrors> {
     let path = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
     let text = std::fs::read_to_string(&path).map_err(|e| {
         ConfigErrors::single(
@@ -60,8 +64,11 @@ pub fn load(path: &Path, options: &LoadOptions, registry: &Registry) -> Result<W
         }
     };
     if !matches!(root.value, yaml::Value::Map(_)) {
-        let error = ConfigError::new("flow::yaml", "a workflow file must be a mapping with `name`, `inputs` and `stages`")
-            .at(root.span, "not a mapping");
+        let error = ConfigError::new(
+            "flow::yaml",
+            "a workflow file must be a mapping with `name`, `inputs` and `stages`",
+        )
+        .at(root.span, "not a mapping");
         return Err(ConfigErrors::new(&path, vec![error], &sources));
     }
     overrides::apply(&mut root, &options.overrides, &mut sources, &mut errors);
@@ -73,7 +80,10 @@ pub fn load(path: &Path, options: &LoadOptions, registry: &Registry) -> Result<W
     keys::check_keys(&mut root, &schema, &defs, &mut Vec::new(), &mut errors);
 
     let parts = read_parts(&root, &mut errors);
-    let parts = semantic::Parts { root: &root, ..parts };
+    let parts = semantic::Parts {
+        root: &root,
+        ..parts
+    };
     semantic::check(&parts, registry, &mut errors);
     let graph_stages: Vec<GraphStage<'_>> = parts
         .stages
@@ -81,7 +91,9 @@ pub fn load(path: &Path, options: &LoadOptions, registry: &Registry) -> Result<W
         .map(|(id, stage)| GraphStage {
             id: id.as_str(),
             needs: stage.needs.iter().map(Ident::as_str).collect(),
-            ports: registry.get(&stage.uses).map(|kind| kind.ports(&stage.config)),
+            ports: registry
+                .get(&stage.uses)
+                .map(|kind| kind.ports(&stage.config)),
         })
         .collect();
     graph::check(&graph_stages, &root, &mut errors);
@@ -96,18 +108,34 @@ pub fn load(path: &Path, options: &LoadOptions, registry: &Registry) -> Result<W
 
 fn override_inputs(root: &mut yaml::Node, glob: &str, sources: &mut Sources) {
     let index = sources.add("--inputs".into(), glob.to_string());
-    let span = yaml::Span { source: index, offset: 0, len: glob.len().max(1) };
+    let span = yaml::Span {
+        source: index,
+        offset: 0,
+        len: glob.len().max(1),
+    };
     let absolute: PathBuf = std::path::absolute(glob).unwrap_or_else(|_| PathBuf::from(glob));
     let value = yaml::Node {
         value: yaml::Value::Map(vec![(
-            yaml::Node { value: yaml::Value::Str("files".into()), span },
-            yaml::Node { value: yaml::Value::Str(absolute.to_string_lossy().into_owned()), span },
+            yaml::Node {
+                value: yaml::Value::Str("files".into()),
+                span,
+            },
+            yaml::Node {
+                value: yaml::Value::Str(absolute.to_string_lossy().into_owned()),
+                span,
+            },
         )]),
         span,
     };
     if let yaml::Value::Map(entries) = &mut root.value {
         entries.retain(|(k, _)| k.as_str() != Some("inputs"));
-        entries.push((yaml::Node { value: yaml::Value::Str("inputs".into()), span }, value));
+        entries.push((
+            yaml::Node {
+                value: yaml::Value::Str("inputs".into()),
+                span,
+            },
+            value,
+        ));
     }
 }
 
@@ -117,12 +145,18 @@ fn read_parts<'a>(root: &'a yaml::Node, errors: &mut Vec<ConfigError>) -> semant
     for required in ["name", "inputs", "stages"] {
         if root.get(required).is_none() {
             errors.push(
-                ConfigError::new("flow::missing_key", format!("the workflow has no `{required}`"))
-                    .at(
-                        yaml::Span { len: 1, ..root.span },
-                        "workflow starts here",
-                    )
-                    .help(format!("add a top-level `{required}:` key")),
+                ConfigError::new(
+                    "flow::missing_key",
+                    format!("the workflow has no `{required}`"),
+                )
+                .at(
+                    yaml::Span {
+                        len: 1,
+                        ..root.span
+                    },
+                    "workflow starts here",
+                )
+                .help(format!("add a top-level `{required}:` key")),
             );
         }
     }
@@ -132,7 +166,9 @@ fn read_parts<'a>(root: &'a yaml::Node, errors: &mut Vec<ConfigError>) -> semant
     if root.get("description").is_some() {
         typed::<String>(root, &s("description"), errors);
     }
-    let inputs = root.get("inputs").and_then(|_| typed::<InputsSpec>(root, &s("inputs"), errors));
+    let inputs = root
+        .get("inputs")
+        .and_then(|_| typed::<InputsSpec>(root, &s("inputs"), errors));
     let mut devices = Default::default();
     if let Some(node) = root.get("devices") {
         let mut keys_ok = true;
@@ -152,23 +188,35 @@ fn read_parts<'a>(root: &'a yaml::Node, errors: &mut Vec<ConfigError>) -> semant
         }
     }
     let mut models = IndexMap::new();
-    for (key, _) in root.get("models").map(yaml::Node::entries).unwrap_or_default() {
+    for (key, _) in root
+        .get("models")
+        .map(yaml::Node::entries)
+        .unwrap_or_default()
+    {
         let name = key.as_str().unwrap_or_default();
         match name.parse::<Ident>() {
             Ok(id) => {
-                if let Some(model) = typed::<ModelSpec>(root, &["models".into(), name.into()], errors) {
+                if let Some(model) =
+                    typed::<ModelSpec>(root, &["models".into(), name.into()], errors)
+                {
                     models.insert(id, model);
                 }
             }
-            Err(e) => errors.push(ConfigError::new("flow::invalid_value", e.to_string()).at(key.span, "not a valid model name")),
+            Err(e) => errors.push(
+                ConfigError::new("flow::invalid_value", e.to_string())
+                    .at(key.span, "not a valid model name"),
+            ),
         }
     }
     let mut stage_ids = Vec::new();
     let mut stages = Vec::new();
     match root.get("stages") {
         Some(node) if !matches!(node.value, yaml::Value::Map(_)) => errors.push(
-            ConfigError::new("flow::invalid_value", "`stages` must be a mapping of stage id to stage")
-                .at(node.span, "not a mapping"),
+            ConfigError::new(
+                "flow::invalid_value",
+                "`stages` must be a mapping of stage id to stage",
+            )
+            .at(node.span, "not a mapping"),
         ),
         Some(node) => {
             for (key, _) in node.entries() {
@@ -176,10 +224,12 @@ fn read_parts<'a>(root: &'a yaml::Node, errors: &mut Vec<ConfigError>) -> semant
                 stage_ids.push(name.clone());
                 let path = vec!["stages".to_string(), name.clone()];
                 match name.parse::<Ident>() {
-                    Err(e) => errors.push(
-                        ConfigError::new("flow::invalid_value", e.to_string())
-                            .at(key_at(root, &path).map_or(key.span, |k| k.span), "not a valid stage id"),
-                    ),
+                    Err(e) => {
+                        errors.push(ConfigError::new("flow::invalid_value", e.to_string()).at(
+                            key_at(root, &path).map_or(key.span, |k| k.span),
+                            "not a valid stage id",
+                        ))
+                    }
                     Ok(id) => {
                         if let Some(stage) = typed::<StageSpec>(root, &path, errors) {
                             stages.push((id, stage));

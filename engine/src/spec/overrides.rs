@@ -6,7 +6,12 @@ use crate::diag::{ConfigError, Sources};
 
 /// Applies `overrides` (each `a.b.c=value`) to `root`. Each override is a
 /// source of its own, so an invalid value is shown in the `--set` text.
-pub fn apply(root: &mut Node, overrides: &[String], sources: &mut Sources, errors: &mut Vec<ConfigError>) {
+pub fn apply(
+    root: &mut Node,
+    overrides: &[String],
+    sources: &mut Sources,
+    errors: &mut Vec<ConfigError>,
+) {
     for text in overrides {
         let index = sources.add("--set".to_string(), text.clone());
         let whole = Span {
@@ -26,8 +31,11 @@ pub fn apply(root: &mut Node, overrides: &[String], sources: &mut Sources, error
             Ok(v) => v,
             Err(e) => {
                 errors.push(
-                    ConfigError::new("flow::bad_override", format!("`--set {text}`: {}", e.message))
-                        .at(whole, "not a YAML value"),
+                    ConfigError::new(
+                        "flow::bad_override",
+                        format!("`--set {text}`: {}", e.message),
+                    )
+                    .at(whole, "not a YAML value"),
                 );
                 continue;
             }
@@ -38,7 +46,12 @@ pub fn apply(root: &mut Node, overrides: &[String], sources: &mut Sources, error
             [section @ ("stages" | "models"), id, ..] => root
                 .get(section)
                 .is_none_or(|s| s.get(id).is_none())
-                .then(|| format!("there is no {} `{id}` in the workflow", &section[..section.len() - 1])),
+                .then(|| {
+                    format!(
+                        "there is no {} `{id}` in the workflow",
+                        &section[..section.len() - 1]
+                    )
+                }),
             _ => None,
         };
         let result = match invented {
@@ -56,7 +69,9 @@ pub fn apply(root: &mut Node, overrides: &[String], sources: &mut Sources, error
                         },
                         "this path",
                     )
-                    .help("paths look like `stages.ID.KEY`, `stages.ID.batch.max` or `inputs.files`"),
+                    .help(
+                        "paths look like `stages.ID.KEY`, `stages.ID.batch.max` or `inputs.files`",
+                    ),
             );
         }
     }
@@ -74,7 +89,13 @@ fn shift(node: &mut Node, by: usize) {
     }
 }
 
-fn set(node: &mut Node, keys: &[&str], value: Node, source: usize, path_len: usize) -> Result<(), String> {
+fn set(
+    node: &mut Node,
+    keys: &[&str],
+    value: Node,
+    source: usize,
+    path_len: usize,
+) -> Result<(), String> {
     let Some((first, rest)) = keys.split_first() else {
         *node = value;
         return Ok(());
@@ -117,4 +138,3 @@ fn set(node: &mut Node, keys: &[&str], value: Node, source: usize, path_len: usi
     ));
     Ok(())
 }
-

@@ -46,15 +46,24 @@ pub fn check(parts: &Parts<'_>, registry: &Registry, errors: &mut Vec<ConfigErro
 
 fn check_inputs(parts: &Parts<'_>, errors: &mut Vec<ConfigError>) {
     let Some(inputs) = &parts.inputs else { return };
-    let given = [inputs.files.is_some(), inputs.list.is_some(), inputs.items.is_some()]
-        .iter()
-        .filter(|b| **b)
-        .count();
+    let given = [
+        inputs.files.is_some(),
+        inputs.list.is_some(),
+        inputs.items.is_some(),
+    ]
+    .iter()
+    .filter(|b| **b)
+    .count();
     if given != 1 {
         errors.push(
-            ConfigError::new("flow::inputs", format!("`inputs` must have exactly one of `files`, `list` or `items`, not {given}"))
-                .at(node_at(parts.root, &p(&["inputs"])).span, "here")
-                .help("for example `inputs: { files: \"media/*.wav\" }`"),
+            ConfigError::new(
+                "flow::inputs",
+                format!(
+                    "`inputs` must have exactly one of `files`, `list` or `items`, not {given}"
+                ),
+            )
+            .at(node_at(parts.root, &p(&["inputs"])).span, "here")
+            .help("for example `inputs: { files: \"media/*.wav\" }`"),
         );
     }
 }
@@ -65,14 +74,20 @@ fn check_devices(parts: &Parts<'_>, errors: &mut Vec<ConfigError>) {
         let span = node_at(parts.root, &path).span;
         match device {
             DeviceId::Sim(_) if spec.capacity.is_none() => errors.push(
-                ConfigError::new("flow::invalid_value", format!("simulated device `{device}` needs a `capacity`"))
-                    .at(span, "no capacity")
-                    .help(format!("write `{device}: {{ capacity: 16GiB }}`")),
+                ConfigError::new(
+                    "flow::invalid_value",
+                    format!("simulated device `{device}` needs a `capacity`"),
+                )
+                .at(span, "no capacity")
+                .help(format!("write `{device}: {{ capacity: 16GiB }}`")),
             ),
             DeviceId::Cpu | DeviceId::Cuda(_) if spec.capacity.is_some() => errors.push(
-                ConfigError::new("flow::invalid_value", format!("`capacity` is only for simulated devices, not `{device}`"))
-                    .at(span, "real devices report their own capacity")
-                    .help("use `budget` (the most to use) or `reserve` (what to leave free)"),
+                ConfigError::new(
+                    "flow::invalid_value",
+                    format!("`capacity` is only for simulated devices, not `{device}`"),
+                )
+                .at(span, "real devices report their own capacity")
+                .help("use `budget` (the most to use) or `reserve` (what to leave free)"),
             ),
             _ => {}
         }
@@ -85,9 +100,14 @@ fn check_models(parts: &Parts<'_>, errors: &mut Vec<ConfigError>) {
         let span = node_at(parts.root, &path).span;
         if model.source.is_some() == model.path.is_some() {
             errors.push(
-                ConfigError::new("flow::invalid_value", format!("model `{name}` needs exactly one of `source` or `path`"))
-                    .at(span, "here")
-                    .help("`source: \"pip:PACKAGE==VERSION#path/in/wheel\"` or `path: /local/model/dir`"),
+                ConfigError::new(
+                    "flow::invalid_value",
+                    format!("model `{name}` needs exactly one of `source` or `path`"),
+                )
+                .at(span, "here")
+                .help(
+                    "`source: \"pip:PACKAGE==VERSION#path/in/wheel\"` or `path: /local/model/dir`",
+                ),
             );
         }
         if let Some(source) = &model.source {
@@ -108,7 +128,13 @@ fn check_models(parts: &Parts<'_>, errors: &mut Vec<ConfigError>) {
     }
 }
 
-fn check_stage(parts: &Parts<'_>, id: &str, stage: &StageSpec, registry: &Registry, errors: &mut Vec<ConfigError>) {
+fn check_stage(
+    parts: &Parts<'_>,
+    id: &str,
+    stage: &StageSpec,
+    registry: &Registry,
+    errors: &mut Vec<ConfigError>,
+) {
     let at = |keys: &[&str]| {
         let mut path = p(&["stages", id]);
         path.extend(keys.iter().map(|k| k.to_string()));
@@ -116,9 +142,15 @@ fn check_stage(parts: &Parts<'_>, id: &str, stage: &StageSpec, registry: &Regist
     };
     match registry.get(&stage.uses) {
         None => errors.push(
-            ConfigError::new("flow::unknown_kind", format!("stage `{id}` uses unknown stage kind `{}`", stage.uses))
-                .at(at(&["uses"]), "not a registered stage kind")
-                .help(format!("{} (`flow stages` lists them)", suggestion(&stage.uses, &registry.names(), "stage kind"))),
+            ConfigError::new(
+                "flow::unknown_kind",
+                format!("stage `{id}` uses unknown stage kind `{}`", stage.uses),
+            )
+            .at(at(&["uses"]), "not a registered stage kind")
+            .help(format!(
+                "{} (`flow stages` lists them)",
+                suggestion(&stage.uses, &registry.names(), "stage kind")
+            )),
         ),
         Some(kind) => {
             for problem in kind.check(&stage.config) {
@@ -126,9 +158,14 @@ fn check_stage(parts: &Parts<'_>, id: &str, stage: &StageSpec, registry: &Regist
                 path.extend(problem.path.iter().cloned());
                 let node = node_at(parts.root, &path);
                 errors.push(
-                    ConfigError::new("flow::invalid_value", format!("stage `{id}` (`{}`): {}", stage.uses, problem.message))
-                        .at(node.span, "here")
-                        .help(problem.help.clone().unwrap_or_else(|| format!("`flow stages {}` shows its settings", stage.uses))),
+                    ConfigError::new(
+                        "flow::invalid_value",
+                        format!("stage `{id}` (`{}`): {}", stage.uses, problem.message),
+                    )
+                    .at(node.span, "here")
+                    .help(problem.help.clone().unwrap_or_else(|| {
+                        format!("`flow stages {}` shows its settings", stage.uses)
+                    })),
                 );
             }
         }
@@ -144,9 +181,12 @@ fn check_stage(parts: &Parts<'_>, id: &str, stage: &StageSpec, registry: &Regist
             );
         } else if !ids.contains(&need.as_str()) {
             errors.push(
-                ConfigError::new("flow::missing_need", format!("stage `{id}` needs `{need}`, which is not a stage"))
-                    .at(span, "no such stage")
-                    .help(suggestion(need.as_str(), &ids, "stage")),
+                ConfigError::new(
+                    "flow::missing_need",
+                    format!("stage `{id}` needs `{need}`, which is not a stage"),
+                )
+                .at(span, "no such stage")
+                .help(suggestion(need.as_str(), &ids, "stage")),
             );
         }
     }
@@ -154,18 +194,27 @@ fn check_stage(parts: &Parts<'_>, id: &str, stage: &StageSpec, registry: &Regist
         if !parts.models.contains_key(model) {
             let names: Vec<&str> = parts.models.keys().map(Ident::as_str).collect();
             errors.push(
-                ConfigError::new("flow::unknown_model", format!("stage `{id}` uses model `{model}`, which is not under `models:`"))
-                    .at(at(&["model"]), "unknown model")
-                    .help(suggestion(model.as_str(), &names, "model")),
+                ConfigError::new(
+                    "flow::unknown_model",
+                    format!("stage `{id}` uses model `{model}`, which is not under `models:`"),
+                )
+                .at(at(&["model"]), "unknown model")
+                .help(suggestion(model.as_str(), &names, "model")),
             );
         }
     }
     if let Some(Fallback::Stage(other)) = &stage.fallback {
         if other.as_str() == id || !ids.contains(&other.as_str()) {
             errors.push(
-                ConfigError::new("flow::missing_need", format!("stage `{id}` falls back to `{other}`, which is not another stage"))
-                    .at(at(&["fallback"]), "no such stage")
-                    .help(format!("use `skip` or {}", suggestion(other.as_str(), &ids, "stage"))),
+                ConfigError::new(
+                    "flow::missing_need",
+                    format!("stage `{id}` falls back to `{other}`, which is not another stage"),
+                )
+                .at(at(&["fallback"]), "no such stage")
+                .help(format!(
+                    "use `skip` or {}",
+                    suggestion(other.as_str(), &ids, "stage")
+                )),
             );
         }
     }
@@ -180,12 +229,24 @@ fn check_stage(parts: &Parts<'_>, id: &str, stage: &StageSpec, registry: &Regist
     }
 }
 
-fn check_stage_devices(parts: &Parts<'_>, id: &str, stage: &StageSpec, errors: &mut Vec<ConfigError>) {
-    let declared = |device: DeviceId| !matches!(device, DeviceId::Sim(_)) || parts.devices.contains_key(&device);
+fn check_stage_devices(
+    parts: &Parts<'_>,
+    id: &str,
+    stage: &StageSpec,
+    errors: &mut Vec<ConfigError>,
+) {
+    let declared = |device: DeviceId| {
+        !matches!(device, DeviceId::Sim(_)) || parts.devices.contains_key(&device)
+    };
     let mut path = p(&["stages", id, "device"]);
     if let Some(DeviceRequest::Exact(device)) = stage.device {
         if !declared(device) {
-            errors.push(unknown_device(parts, device, node_at(parts.root, &path).span, id));
+            errors.push(unknown_device(
+                parts,
+                device,
+                node_at(parts.root, &path).span,
+                id,
+            ));
         }
     }
     path.pop();
@@ -194,13 +255,23 @@ fn check_stage_devices(parts: &Parts<'_>, id: &str, stage: &StageSpec, errors: &
             if !declared(*device) {
                 let mut at = path.clone();
                 at.extend(["on_oom".to_string(), i.to_string()]);
-                errors.push(unknown_device(parts, *device, node_at(parts.root, &at).span, id));
+                errors.push(unknown_device(
+                    parts,
+                    *device,
+                    node_at(parts.root, &at).span,
+                    id,
+                ));
             }
         }
     }
 }
 
-fn unknown_device(parts: &Parts<'_>, device: DeviceId, span: super::yaml::Span, id: &str) -> ConfigError {
+fn unknown_device(
+    parts: &Parts<'_>,
+    device: DeviceId,
+    span: super::yaml::Span,
+    id: &str,
+) -> ConfigError {
     let declared: Vec<String> = parts.devices.keys().map(ToString::to_string).collect();
     let declared: Vec<&str> = declared.iter().map(String::as_str).collect();
     ConfigError::new("flow::unknown_device", format!("stage `{id}` runs on `{device}`, which is not declared"))

@@ -31,7 +31,11 @@ pub fn key_at<'a>(root: &'a Node, path: &[String]) -> Option<&'a Node> {
 
 /// Deserializes `node` (found at `path`) into `T`, or records an error
 /// pointing at the exact key that failed.
-pub fn typed<T: DeserializeOwned>(root: &Node, path: &[String], errors: &mut Vec<ConfigError>) -> Option<T> {
+pub fn typed<T: DeserializeOwned>(
+    root: &Node,
+    path: &[String],
+    errors: &mut Vec<ConfigError>,
+) -> Option<T> {
     let node = node_at(root, path);
     match serde_path_to_error::deserialize::<_, T>(node.to_serde()) {
         Ok(value) => Some(value),
@@ -67,12 +71,20 @@ pub fn value_error(root: &Node, path: &[String], message: &str) -> ConfigError {
         .at(node.span, format!("`{field}` is required here"))
         .help(format!("add `{field}:` (see schemas/workflow.schema.json)"));
     }
-    let is_size = message.contains("size unit") || message.contains("is not a size") || message.contains("has no unit");
+    let is_size = message.contains("size unit")
+        || message.contains("is not a size")
+        || message.contains("has no unit");
     let error = if is_size {
-        ConfigError::new("flow::bad_size", format!("bad size at `{where_}`: {message}"))
-            .help("a size is a number and a unit: `512MiB`, `14GiB`, `1.5GB`")
+        ConfigError::new(
+            "flow::bad_size",
+            format!("bad size at `{where_}`: {message}"),
+        )
+        .help("a size is a number and a unit: `512MiB`, `14GiB`, `1.5GB`")
     } else {
-        ConfigError::new("flow::invalid_value", format!("invalid value at `{where_}`: {message}"))
+        ConfigError::new(
+            "flow::invalid_value",
+            format!("invalid value at `{where_}`: {message}"),
+        )
     };
     error.at(node.span, "this value")
 }

@@ -132,7 +132,11 @@ pub struct StageSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub concurrency: Option<u32>,
     /// The stage kind's own settings; `flow stages KIND` lists them.
-    #[serde(default, rename = "with", skip_serializing_if = "serde_json::Value::is_null")]
+    #[serde(
+        default,
+        rename = "with",
+        skip_serializing_if = "serde_json::Value::is_null"
+    )]
     pub config: serde_json::Value,
 }
 

@@ -135,16 +135,14 @@ pub fn parse(text: &str, source: usize) -> Result<Node, SyntaxError> {
         root: None,
     };
     let mut parser = Parser::new_from_str(text);
-    parser
-        .load(&mut builder, false)
-        .map_err(|e| SyntaxError {
-            message: e.info().to_string(),
-            span: Span {
-                source,
-                offset: offsets.byte(e.marker().index()),
-                len: 1,
-            },
-        })?;
+    parser.load(&mut builder, false).map_err(|e| SyntaxError {
+        message: e.info().to_string(),
+        span: Span {
+            source,
+            offset: offsets.byte(e.marker().index()),
+            len: 1,
+        },
+    })?;
     Ok(builder.root.unwrap_or(Node {
         value: Value::Null,
         span: Span {
@@ -197,7 +195,10 @@ impl Builder<'_> {
         Span {
             source: self.source,
             offset: start,
-            len: end.saturating_sub(start).max(1).min(self.text.len().saturating_sub(start)),
+            len: end
+                .saturating_sub(start)
+                .max(1)
+                .min(self.text.len().saturating_sub(start)),
         }
     }
 
@@ -220,7 +221,11 @@ impl Builder<'_> {
         match style {
             TScalarStyle::Plain => value.len(),
             TScalarStyle::SingleQuoted | TScalarStyle::DoubleQuoted => {
-                let quote = if style == TScalarStyle::SingleQuoted { '\'' } else { '"' };
+                let quote = if style == TScalarStyle::SingleQuoted {
+                    '\''
+                } else {
+                    '"'
+                };
                 self.text[start..]
                     .char_indices()
                     .skip(1)
@@ -253,7 +258,9 @@ impl MarkedEventReceiver for Builder<'_> {
                 });
                 self.push(node, 0);
             }
-            Event::SequenceStart(anchor, _) => self.stack.push(Frame::Seq(Vec::new(), start, anchor)),
+            Event::SequenceStart(anchor, _) => {
+                self.stack.push(Frame::Seq(Vec::new(), start, anchor))
+            }
             Event::MappingStart(anchor, _) => {
                 self.stack.push(Frame::Map(Vec::new(), None, start, anchor))
             }
@@ -317,7 +324,13 @@ mod tests {
         let (key, value) = root.entry("name").unwrap();
         assert_eq!(&text[key.span.offset..][..key.span.len], "name");
         assert_eq!(&text[value.span.offset..][..value.span.len], "demo");
-        let uses = root.get("stages").unwrap().get("a").unwrap().get("uses").unwrap();
+        let uses = root
+            .get("stages")
+            .unwrap()
+            .get("a")
+            .unwrap()
+            .get("uses")
+            .unwrap();
         assert_eq!(&text[uses.span.offset..][..uses.span.len], "exec");
     }
 

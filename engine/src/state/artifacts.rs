@@ -40,15 +40,11 @@ impl Artifacts {
         })
     }
 
-    /// A fresh, empty folder for a stage to write into.
-    ///
-    /// # Errors
-    /// I/O errors creating it.
-    pub fn scratch(&self) -> io::Result<PathBuf> {
+    /// A fresh path for a stage to write into; the stage creates it only
+    /// if it writes files.
+    pub fn scratch(&self) -> PathBuf {
         let n = self.counter.fetch_add(1, Ordering::Relaxed);
-        let dir = self.tmp.join(format!("{}-{n}", std::process::id()));
-        fs::create_dir_all(&dir)?;
-        Ok(dir)
+        self.tmp.join(format!("{}-{n}", std::process::id()))
     }
 
     /// The final folder of the result with cache key `key`.
@@ -56,13 +52,16 @@ impl Artifacts {
         self.root.join(&key[..2.min(key.len())]).join(key)
     }
 
-    /// Makes `scratch` the durable artifact folder of `key`. An empty
-    /// scratch folder is removed instead (the result has no files).
+    /// Makes `scratch` the durable artifact folder of `key`. A missing or
+    /// empty scratch folder means the result has no files.
     ///
     /// # Errors
     /// I/O errors while syncing or renaming.
     pub fn commit(&self, scratch: &Path, key: &str) -> io::Result<PathBuf> {
         let target = self.dir(key);
+        if !scratch.exists() {
+            return Ok(target);
+        }
         if fs::read_dir(scratch)?.next().is_none() {
             fs::remove_dir(scratch)?;
             return Ok(target);
@@ -104,13 +103,15 @@ mod tests {
     fn commit_moves_files_into_the_keyed_folder() {
         let state = tempfile::tempdir().unwrap();
         let store = Artifacts::open(state.path()).unwrap();
-        let scratch = store.scratch().unwrap();
+        let scratch = store.scratch();
+        fs::create_dir_all(&scratch).unwrap();
         fs::write(scratch.join("a.txt"), "hello").unwrap();
         let dir = store.commit(&scratch, "abcdef").unwrap();
         assert_eq!(fs::read_to_string(dir.join("a.txt")).unwrap(), "hello");
         assert!(!scratch.exists());
         // Reopening clears leftovers of crashed runs but keeps artifacts.
-        let left = store.scratch().unwrap();
+        let left = store.scratch();
+        fs::create_dir_all(&left).unwrap();
         drop(store);
         Artifacts::open(state.path()).unwrap();
         assert!(!left.exists());

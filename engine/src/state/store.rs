@@ -76,10 +76,18 @@ impl Store {
             .flush_every_ms(None)
             .open()
             .map_err(|source| match &source {
-                sled::Error::Io(e) if e.kind() == std::io::ErrorKind::WouldBlock || e.to_string().contains("lock") => {
-                    StateError::Locked { path: state_dir.to_path_buf() }
+                sled::Error::Io(e)
+                    if e.kind() == std::io::ErrorKind::WouldBlock
+                        || e.to_string().contains("lock") =>
+                {
+                    StateError::Locked {
+                        path: state_dir.to_path_buf(),
+                    }
                 }
-                _ => StateError::Db { path: state_dir.to_path_buf(), source },
+                _ => StateError::Db {
+                    path: state_dir.to_path_buf(),
+                    source,
+                },
             })?;
         let tree = |name: &str| {
             db.open_tree(name).map_err(|source| StateError::Db {
@@ -121,9 +129,10 @@ impl Store {
     /// and item.
     pub fn put_result(&self, record: &ResultRecord) {
         self.put(&self.results, &record.key, record);
-        let _ = self
-            .latest
-            .insert(latest_key(&record.stage, &record.item), record.key.as_bytes());
+        let _ = self.latest.insert(
+            latest_key(&record.stage, &record.item),
+            record.key.as_bytes(),
+        );
     }
 
     /// The key of the most recent result of `stage` for `item`, if any.
@@ -160,14 +169,20 @@ impl Store {
 
     /// The newest run that has not finished.
     pub fn last_unfinished_run(&self) -> Option<RunRecord> {
-        self.runs().into_iter().rev().find(|r| r.status == RunStatus::Running)
+        self.runs()
+            .into_iter()
+            .rev()
+            .find(|r| r.status == RunStatus::Running)
     }
 
     /// Stores the items of a run.
     pub fn put_items(&self, run: u64, items: &[Item]) {
         let mut batch = sled::Batch::default();
         for (i, item) in items.iter().enumerate() {
-            batch.insert(&pair(run, i as u64)[..], serde_json::to_vec(item).unwrap_or_default());
+            batch.insert(
+                &pair(run, i as u64)[..],
+                serde_json::to_vec(item).unwrap_or_default(),
+            );
         }
         let _ = self.items.apply_batch(batch);
         self.flush();

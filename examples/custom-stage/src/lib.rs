@@ -20,8 +20,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use flow_engine::registry::{
-    parse_config, BuildContext, ConfigProblem, Output, Ports, Resources, Stage, StageError, StageInput, StageKind,
-    StageOutput,
+    parse_config, BuildContext, ConfigProblem, Output, Ports, Resources, Stage, StageError,
+    StageInput, StageKind, StageOutput,
 };
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -58,7 +58,10 @@ fn default_lowercase() -> bool {
 
 impl Default for WordCountConfig {
     fn default() -> Self {
-        Self { top: default_top(), lowercase: default_lowercase() }
+        Self {
+            top: default_top(),
+            lowercase: default_lowercase(),
+        }
     }
 }
 
@@ -86,14 +89,27 @@ pub fn count(text: &str, config: &WordCountConfig) -> Counts {
         if word.is_empty() {
             continue;
         }
-        let word = if config.lowercase { word.to_lowercase() } else { word.to_string() };
+        let word = if config.lowercase {
+            word.to_lowercase()
+        } else {
+            word.to_string()
+        };
         *frequency.entry(word).or_default() += 1;
     }
     let mut top: Vec<(String, usize)> = frequency.into_iter().collect();
     top.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
     top.truncate(config.top);
-    Counts { words, lines: text.lines().count(), top }
+    Counts {
+        words,
+        lines: text.lines().count(),
+        top,
+    }
 }
+
+/// The hint for a malformed `with:` (the engine's default hint names the
+/// `flow` CLI, which does not know kinds registered elsewhere).
+const SETTINGS_HELP: &str =
+    "`text.wordcount` takes `top` (a count, default 5) and `lowercase` (default true)";
 
 /// The `text.wordcount` stage kind: register it with
 /// `registry.register(WordCountKind)`.
@@ -122,7 +138,7 @@ impl StageKind for WordCountKind {
         // engine points the diagnostic at it inside `with:`.
         let config: WordCountConfig = match parse_config(config) {
             Ok(config) => config,
-            Err(problem) => return vec![problem],
+            Err(problem) => return vec![problem.help(SETTINGS_HELP)],
         };
         // Checks the types cannot express go here, at a path inside `with:`.
         let mut problems = Vec::new();
@@ -138,13 +154,20 @@ impl StageKind for WordCountKind {
     fn ports(&self, _config: &serde_json::Value) -> Ports {
         // No input ports: the stage reads the item itself, not an upstream
         // output, so it may run with no `needs`.
-        Ports { inputs: Vec::new(), outputs: vec![COUNTS.to_string()] }
+        Ports {
+            inputs: Vec::new(),
+            outputs: vec![COUNTS.to_string()],
+        }
     }
 
     fn resources(&self) -> Resources {
         // Reading a file is blocking I/O, so not `inline`: the stage runs on
         // the blocking pool. No accelerator, and results are cacheable.
-        Resources { accelerator: false, inline: false, always_run: false }
+        Resources {
+            accelerator: false,
+            inline: false,
+            always_run: false,
+        }
     }
 
     fn semantic_params(&self, config: &serde_json::Value) -> serde_json::Value {
@@ -152,12 +175,16 @@ impl StageKind for WordCountKind {
         // `with: { top: 5 }` mean the same: key on the settings with their
         // defaults filled in, so writing a default out keeps the cache.
         match parse_config::<WordCountConfig>(config) {
-            Ok(config) => serde_json::to_value(config).unwrap_or_else(|_| serde_json::Value::Null),
+            Ok(config) => serde_json::to_value(config).unwrap_or_default(),
             Err(_) => config.clone(),
         }
     }
 
-    fn build(&self, _ctx: &BuildContext<'_>, config: &serde_json::Value) -> Result<Arc<dyn Stage>, String> {
+    fn build(
+        &self,
+        _ctx: &BuildContext<'_>,
+        config: &serde_json::Value,
+    ) -> Result<Arc<dyn Stage>, String> {
         let config: WordCountConfig = parse_config(config).map_err(|p| p.message)?;
         Ok(Arc::new(WordCount { config }))
     }
@@ -176,8 +203,8 @@ impl Stage for WordCount {
                 "`{source}` is a URL; text.wordcount reads local files only"
             )));
         }
-        let bytes =
-            std::fs::read(source).map_err(|e| StageError::failed(format!("cannot read `{source}`: {e}")))?;
+        let bytes = std::fs::read(source)
+            .map_err(|e| StageError::failed(format!("cannot read `{source}`: {e}")))?;
         let text = String::from_utf8(bytes).map_err(|e| {
             StageError::failed(format!(
                 "`{source}` is not UTF-8 text (invalid byte at offset {})",
@@ -187,7 +214,13 @@ impl Stage for WordCount {
         let counts = count(&text, &self.config);
         let value = serde_json::to_value(&counts)
             .map_err(|e| StageError::failed(format!("cannot encode the counts: {e}")))?;
-        Ok(StageOutput { outputs: vec![Output { port: COUNTS.to_string(), files: Vec::new(), value: Some(value) }] })
+        Ok(StageOutput {
+            outputs: vec![Output {
+                port: COUNTS.to_string(),
+                files: Vec::new(),
+                value: Some(value),
+            }],
+        })
     }
 }
 
@@ -202,7 +235,13 @@ mod tests {
     #[test]
     fn counts_words_lines_and_top_words() {
         let text = "The cat sat.\nThe dog sat, the end!\n";
-        let counts = count(text, &WordCountConfig { top: 2, lowercase: true });
+        let counts = count(
+            text,
+            &WordCountConfig {
+                top: 2,
+                lowercase: true,
+            },
+        );
         assert_eq!(counts.words, 8);
         assert_eq!(counts.lines, 2);
         assert_eq!(counts.top, top(&[("the", 3), ("sat", 2)]));
@@ -211,8 +250,17 @@ mod tests {
     #[test]
     fn keeps_case_when_asked_and_breaks_ties_alphabetically() {
         let text = "b a The the";
-        let counts = count(text, &WordCountConfig { top: 10, lowercase: false });
-        assert_eq!(counts.top, top(&[("The", 1), ("a", 1), ("b", 1), ("the", 1)]));
+        let counts = count(
+            text,
+            &WordCountConfig {
+                top: 10,
+                lowercase: false,
+            },
+        );
+        assert_eq!(
+            counts.top,
+            top(&[("The", 1), ("a", 1), ("b", 1), ("the", 1)])
+        );
     }
 
     #[test]
@@ -220,7 +268,10 @@ mod tests {
         let counts = count("", &WordCountConfig::default());
         assert_eq!((counts.words, counts.lines, counts.top.len()), (0, 0, 0));
         // A dash is a word for `wc -w` but not a word to list.
-        let counts = count("one — two\nno newline at the end", &WordCountConfig::default());
+        let counts = count(
+            "one — two\nno newline at the end",
+            &WordCountConfig::default(),
+        );
         assert_eq!((counts.words, counts.lines), (8, 2));
         assert!(counts.top.iter().all(|(w, _)| w != "—"));
         assert_eq!(counts.top.len(), 5);
@@ -228,7 +279,13 @@ mod tests {
 
     #[test]
     fn counts_serialize_as_pairs() {
-        let counts = count("a a b", &WordCountConfig { top: 1, lowercase: true });
+        let counts = count(
+            "a a b",
+            &WordCountConfig {
+                top: 1,
+                lowercase: true,
+            },
+        );
         assert_eq!(
             serde_json::to_value(&counts).unwrap(),
             serde_json::json!({ "words": 3, "lines": 1, "top": [["a", 2]] })
@@ -241,7 +298,11 @@ mod tests {
         assert!(kind.check(&serde_json::Value::Null).is_empty());
         let problems = kind.check(&serde_json::json!({ "topp": 3 }));
         assert_eq!(problems.len(), 1);
-        assert!(problems[0].message.contains("topp"), "{}", problems[0].message);
+        assert!(
+            problems[0].message.contains("topp"),
+            "{}",
+            problems[0].message
+        );
         let problems = kind.check(&serde_json::json!({ "top": 5000 }));
         assert_eq!(problems[0].path, ["top"]);
         assert_eq!(

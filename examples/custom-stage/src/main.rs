@@ -7,7 +7,9 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use custom_stage::WordCountKind;
-use flow_engine::{execute, load, report::Silent, LoadOptions, Plan, Registry, RunRequest, EXIT_CONFIG};
+use flow_engine::{
+    execute, load, report::Silent, LoadOptions, Plan, Registry, RunRequest, EXIT_CONFIG,
+};
 
 fn main() -> ExitCode {
     let Some(path) = std::env::args_os().nth(1).map(PathBuf::from) else {
@@ -24,7 +26,12 @@ fn main() -> ExitCode {
             eprintln!("{errors}");
             for error in &errors.errors {
                 let line = error.line().map_or_else(String::new, |n| format!(":{n}"));
-                eprintln!("  {}{line}: [{}] {}", errors.path.display(), error.code, error.message);
+                eprintln!(
+                    "  {}{line}: [{}] {}",
+                    errors.path.display(),
+                    error.code,
+                    error.message
+                );
                 if let Some(help) = &error.help {
                     eprintln!("    help: {help}");
                 }

@@ -11,7 +11,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use flow_engine::registry::{
-    parse_config, port, BuildContext, ConfigProblem, Output, Ports, Stage, StageError, StageInput, StageKind, StageOutput,
+    parse_config, port, BuildContext, ConfigProblem, Output, Ports, Stage, StageError, StageInput,
+    StageKind, StageOutput,
 };
 use schemars::JsonSchema;
 use serde::Deserialize;
@@ -77,7 +78,10 @@ impl StageKind for ExecKind {
         };
         let mut problems = Vec::new();
         if config.command.is_empty() {
-            problems.push(ConfigProblem::new(&["command"], "`command` is empty").help("give the program and its arguments: `[\"wc\", \"-c\", \"{input}\"]`"));
+            problems.push(
+                ConfigProblem::new(&["command"], "`command` is empty")
+                    .help("give the program and its arguments: `[\"wc\", \"-c\", \"{input}\"]`"),
+            );
         }
         for (i, arg) in config.command.iter().enumerate() {
             if let Err(message) = template::parse(arg) {
@@ -89,7 +93,10 @@ impl StageKind for ExecKind {
 
     fn ports(&self, config: &serde_json::Value) -> Ports {
         let Ok(config) = parse_config::<ExecConfig>(config) else {
-            return Ports { inputs: Vec::new(), outputs: vec![files()] };
+            return Ports {
+                inputs: Vec::new(),
+                outputs: vec![files()],
+            };
         };
         let mut inputs: Vec<String> = Vec::new();
         for arg in &config.command {
@@ -101,14 +108,21 @@ impl StageKind for ExecKind {
                 }
             }
         }
-        Ports { inputs, outputs: vec![config.output] }
+        Ports {
+            inputs,
+            outputs: vec![config.output],
+        }
     }
 
     fn semantic_params(&self, config: &serde_json::Value) -> serde_json::Value {
         config.clone()
     }
 
-    fn build(&self, ctx: &BuildContext<'_>, config: &serde_json::Value) -> Result<Arc<dyn Stage>, String> {
+    fn build(
+        &self,
+        ctx: &BuildContext<'_>,
+        config: &serde_json::Value,
+    ) -> Result<Arc<dyn Stage>, String> {
         let config: ExecConfig = parse_config(config).map_err(|p| p.message)?;
         let command = config
             .command
@@ -147,14 +161,29 @@ struct Exec {
 
 impl Stage for Exec {
     fn run(&self, input: &StageInput) -> Result<StageOutput, StageError> {
-        let out = input.out_dir.to_string_lossy();
-        let upstream = |name: &str| input.find(name).flat_map(|o| o.files.iter().cloned()).collect::<Vec<_>>();
-        let values = template::Values { item: &input.item.id, input: &input.item.source, out: &out, upstream: &upstream };
+        let out_dir = input
+            .create_out_dir()
+            .map_err(|e| StageError::failed(format!("cannot create the output folder: {e}")))?;
+        let out = out_dir.to_string_lossy();
+        let upstream = |name: &str| {
+            input
+                .find(name)
+                .flat_map(|o| o.files.iter().cloned())
+                .collect::<Vec<_>>()
+        };
+        let values = template::Values {
+            item: &input.item.id,
+            input: &input.item.source,
+            out: &out,
+            upstream: &upstream,
+        };
         let mut argv = Vec::new();
         for pieces in &self.command {
             argv.extend(template::expand(pieces, &values).map_err(StageError::failed)?);
         }
-        let (program, args) = argv.split_first().ok_or_else(|| StageError::failed("empty command"))?;
+        let (program, args) = argv
+            .split_first()
+            .ok_or_else(|| StageError::failed("empty command"))?;
         let logs = input.out_dir.with_extension("log");
         let stdout_path = logs.with_extension("stdout");
         let stderr_path = logs.with_extension("stderr");
@@ -167,12 +196,27 @@ impl Stage for Exec {
             .map_err(|e| StageError::failed(format!("cannot list the files in {{out}}: {e}")))?;
         files.sort();
         let value = (!stdout.is_empty()).then(|| serde_json::json!({ "stdout": stdout }));
-        Ok(StageOutput { outputs: vec![Output { port: self.output.clone(), files, value }] })
+        Ok(StageOutput {
+            outputs: vec![Output {
+                port: self.output.clone(),
+                files,
+                value,
+            }],
+        })
     }
 }
 
-fn run_program(program: &str, args: &[String], exec: &Exec, input: &StageInput, stdout: &Path, stderr: &Path) -> Result<String, StageError> {
-    let io = |e: std::io::Error| StageError::failed(format!("cannot capture the output of `{program}`: {e}"));
+fn run_program(
+    program: &str,
+    args: &[String],
+    exec: &Exec,
+    input: &StageInput,
+    stdout: &Path,
+    stderr: &Path,
+) -> Result<String, StageError> {
+    let io = |e: std::io::Error| {
+        StageError::failed(format!("cannot capture the output of `{program}`: {e}"))
+    };
     let mut child = Command::new(program)
         .args(args)
         .current_dir(&exec.cwd)
@@ -188,13 +232,20 @@ fn run_program(program: &str, args: &[String], exec: &Exec, input: &StageInput, 
         match child.try_wait() {
             Ok(Some(status)) => break status,
             Ok(None) => {}
-            Err(e) => return Err(StageError::failed(format!("cannot wait for `{program}`: {e}"))),
+            Err(e) => {
+                return Err(StageError::failed(format!(
+                    "cannot wait for `{program}`: {e}"
+                )))
+            }
         }
         if let Some(limit) = input.timeout {
             if started.elapsed() >= limit {
                 let _ = child.kill();
                 let _ = child.wait();
-                return Err(StageError::timeout(format!("`{program}` timed out after {}", flow_engine::duration::Span(limit))));
+                return Err(StageError::timeout(format!(
+                    "`{program}` timed out after {}",
+                    flow_engine::duration::Span(limit)
+                )));
             }
         }
         std::thread::sleep(pause);
@@ -202,7 +253,9 @@ fn run_program(program: &str, args: &[String], exec: &Exec, input: &StageInput, 
     };
     if !status.success() {
         let tail = read_tail(stderr, STDERR_TAIL);
-        let code = status.code().map_or_else(|| "a signal".to_string(), |c| format!("code {c}"));
+        let code = status
+            .code()
+            .map_or_else(|| "a signal".to_string(), |c| format!("code {c}"));
         let tail = tail.trim();
         return Err(StageError::failed(if tail.is_empty() {
             format!("`{program}` exited with {code}")
@@ -222,7 +275,9 @@ fn read_head(path: &Path, limit: u64) -> String {
 }
 
 fn read_tail(path: &Path, limit: u64) -> String {
-    let Ok(mut file) = File::open(path) else { return String::new() };
+    let Ok(mut file) = File::open(path) else {
+        return String::new();
+    };
     let len = file.metadata().map_or(0, |m| m.len());
     let _ = file.seek(SeekFrom::Start(len.saturating_sub(limit)));
     let mut bytes = Vec::new();

@@ -55,7 +55,11 @@ pub fn parse(arg: &str) -> Result<Vec<Piece>, String> {
                     },
                 });
             }
-            '}' => return Err(format!("unmatched `}}` in `{arg}`: write `}}}}` for a literal brace")),
+            '}' => {
+                return Err(format!(
+                    "unmatched `}}` in `{arg}`: write `}}}}` for a literal brace"
+                ))
+            }
             c => text.push(c),
         }
     }
@@ -88,7 +92,10 @@ pub fn expand(pieces: &[Piece], values: &Values<'_>) -> Result<Vec<String>, Stri
         if files.is_empty() {
             return Err(format!("`{{input.{port}}}` has no files for this item"));
         }
-        return Ok(files.iter().map(|f| f.to_string_lossy().into_owned()).collect());
+        return Ok(files
+            .iter()
+            .map(|f| f.to_string_lossy().into_owned())
+            .collect());
     }
     let mut arg = String::new();
     for piece in pieces {
@@ -123,7 +130,10 @@ mod tests {
             [Piece::Out, Piece::Text("/copy.wav".into())]
         );
         assert_eq!(parse("{{x}}").unwrap(), [Piece::Text("{x}".into())]);
-        assert_eq!(parse("{input.files}").unwrap(), [Piece::Upstream("files".into())]);
+        assert_eq!(
+            parse("{input.files}").unwrap(),
+            [Piece::Upstream("files".into())]
+        );
         assert!(parse("{nope}").unwrap_err().contains("unknown placeholder"));
         assert!(parse("a}b").is_err());
     }
@@ -131,9 +141,20 @@ mod tests {
     #[test]
     fn whole_upstream_arguments_expand_to_every_file() {
         let upstream = |_: &str| vec![PathBuf::from("/a"), PathBuf::from("/b")];
-        let values = Values { item: "i", input: "/in", out: "/o", upstream: &upstream };
-        assert_eq!(expand(&parse("{input.files}").unwrap(), &values).unwrap(), ["/a", "/b"]);
+        let values = Values {
+            item: "i",
+            input: "/in",
+            out: "/o",
+            upstream: &upstream,
+        };
+        assert_eq!(
+            expand(&parse("{input.files}").unwrap(), &values).unwrap(),
+            ["/a", "/b"]
+        );
         assert!(expand(&parse("x={input.files}").unwrap(), &values).is_err());
-        assert_eq!(expand(&parse("{item}:{input}").unwrap(), &values).unwrap(), ["i:/in"]);
+        assert_eq!(
+            expand(&parse("{item}:{input}").unwrap(), &values).unwrap(),
+            ["i:/in"]
+        );
     }
 }

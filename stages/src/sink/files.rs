@@ -4,7 +4,8 @@ use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
 
 use flow_engine::registry::{
-    parse_config, BuildContext, ConfigProblem, Ports, Resources, Stage, StageError, StageInput, StageKind, StageOutput,
+    parse_config, BuildContext, ConfigProblem, Ports, Resources, Stage, StageError, StageInput,
+    StageKind, StageOutput,
 };
 use schemars::JsonSchema;
 use serde::Deserialize;
@@ -46,7 +47,10 @@ impl StageKind for FilesSinkKind {
     }
 
     fn check(&self, config: &serde_json::Value) -> Vec<ConfigProblem> {
-        parse_config::<FilesSinkConfig>(config).err().into_iter().collect()
+        parse_config::<FilesSinkConfig>(config)
+            .err()
+            .into_iter()
+            .collect()
     }
 
     fn ports(&self, _config: &serde_json::Value) -> Ports {
@@ -54,12 +58,22 @@ impl StageKind for FilesSinkKind {
     }
 
     fn resources(&self) -> Resources {
-        Resources { always_run: true, ..Resources::default() }
+        Resources {
+            always_run: true,
+            ..Resources::default()
+        }
     }
 
-    fn build(&self, ctx: &BuildContext<'_>, config: &serde_json::Value) -> Result<Arc<dyn Stage>, String> {
+    fn build(
+        &self,
+        ctx: &BuildContext<'_>,
+        config: &serde_json::Value,
+    ) -> Result<Arc<dyn Stage>, String> {
         let config: FilesSinkConfig = parse_config(config).map_err(|p| p.message)?;
-        Ok(Arc::new(FilesSink { dir: ctx.workflow_dir.join(&config.dir), copy_files: config.copy_files }))
+        Ok(Arc::new(FilesSink {
+            dir: ctx.workflow_dir.join(&config.dir),
+            copy_files: config.copy_files,
+        }))
     }
 }
 
@@ -70,7 +84,9 @@ struct FilesSink {
 
 impl Stage for FilesSink {
     fn run(&self, input: &StageInput) -> Result<StageOutput, StageError> {
-        let io = |what: &str, path: &Path, e: std::io::Error| StageError::failed(format!("cannot {what} `{}`: {e}", path.display()));
+        let io = |what: &str, path: &Path, e: std::io::Error| {
+            StageError::failed(format!("cannot {what} `{}`: {e}", path.display()))
+        };
         let relative = safe_relative(&input.item.id);
         let json_path = self.dir.join(format!("{}.json", relative.display()));
         let parent = json_path.parent().unwrap_or(&self.dir).to_path_buf();
@@ -90,7 +106,10 @@ impl Stage for FilesSink {
                     }
                 }
             }
-            results.insert(upstream.stage.clone(), serde_json::to_value(outputs).unwrap_or_default());
+            results.insert(
+                upstream.stage.clone(),
+                serde_json::to_value(outputs).unwrap_or_default(),
+            );
         }
         let document = serde_json::json!({
             "item": input.item.id,
@@ -109,7 +128,13 @@ impl Stage for FilesSink {
 fn safe_relative(id: &str) -> PathBuf {
     let cleaned: String = id
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || "._-/".contains(c) { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "._-/".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect();
     Path::new(&cleaned)
         .components()
@@ -127,7 +152,13 @@ mod tests {
     #[test]
     fn item_ids_stay_inside_the_folder() {
         assert_eq!(safe_relative("media/a.wav"), PathBuf::from("media/a.wav"));
-        assert_eq!(safe_relative("../../etc/passwd"), PathBuf::from("etc/passwd"));
-        assert_eq!(safe_relative("https://x.org/a b.mp3"), PathBuf::from("https_/x.org/a_b.mp3"));
+        assert_eq!(
+            safe_relative("../../etc/passwd"),
+            PathBuf::from("etc/passwd")
+        );
+        assert_eq!(
+            safe_relative("https://x.org/a b.mp3"),
+            PathBuf::from("https_/x.org/a_b.mp3")
+        );
     }
 }
