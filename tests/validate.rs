@@ -143,3 +143,16 @@ fn a_missing_file_is_a_configuration_error() {
     assert_eq!(output.status.code(), Some(78));
     assert!(text(&output).1.contains("cannot read"));
 }
+
+#[test]
+fn a_stage_listed_twice_in_needs_is_an_error() {
+    let (code, stderr) = validate(
+        "name: n\ninputs: { files: x }\nstages:\n  a:\n    uses: exec\n    with: { command: ['true'] }\n  b:\n    uses: exec\n    needs: [a, a]\n    with: { command: ['true'] }\n",
+        &[],
+    );
+    assert_eq!(code, 78);
+    assert!(
+        stderr.contains("lists `a` twice in `needs`") && stderr.contains("w.yaml:9:"),
+        "{stderr}"
+    );
+}

@@ -173,7 +173,16 @@ fn check_stage(
     let ids: Vec<&str> = parts.stage_ids.iter().map(String::as_str).collect();
     for (i, need) in stage.needs.iter().enumerate() {
         let span = at(&["needs", &i.to_string()]);
-        if need.as_str() == id {
+        if stage.needs[..i].contains(need) {
+            errors.push(
+                ConfigError::new(
+                    "flow::duplicate_id",
+                    format!("stage `{id}` lists `{need}` twice in `needs`"),
+                )
+                .at(span, "listed again here")
+                .help("list each upstream stage once"),
+            );
+        } else if need.as_str() == id {
             errors.push(
                 ConfigError::new("flow::cycle", format!("stage `{id}` needs itself"))
                     .at(span, "a stage cannot depend on itself")
@@ -274,10 +283,13 @@ fn unknown_device(
 ) -> ConfigError {
     let declared: Vec<String> = parts.devices.keys().map(ToString::to_string).collect();
     let declared: Vec<&str> = declared.iter().map(String::as_str).collect();
-    ConfigError::new("flow::unknown_device", format!("stage `{id}` runs on `{device}`, which is not declared"))
-        .at(span, "unknown device")
-        .help(match declared.is_empty() {
-            true => format!("declare it: `devices: {{ {device}: {{ capacity: 16GiB }} }}`, or pass `--device {device}=16GiB`"),
-            false => suggestion(&device.to_string(), &declared, "device"),
-        })
+    ConfigError::new(
+        "flow::unknown_device",
+        format!("stage `{id}` runs on `{device}`, which is not declared"),
+    )
+    .at(span, "unknown device")
+    .help(match declared.is_empty() {
+        true => format!("declare it: `devices: {{ {device}: {{ capacity: 16GiB }} }}`"),
+        false => suggestion(&device.to_string(), &declared, "device"),
+    })
 }
