@@ -88,19 +88,7 @@ async fn run_stage(
         {
             let dir = ctx.artifacts.dir(&key);
             let outputs = resolve(&record.outputs, &dir);
-            ctx.store.set_item_stage(
-                ctx.run,
-                index,
-                si,
-                &ItemStage::Done {
-                    key: key.clone(),
-                    cached: true,
-                },
-            );
-            counters.done.fetch_add(1, Ordering::Relaxed);
-            counters.cached.fetch_add(1, Ordering::Relaxed);
-            ctx.cached.fetch_add(1, Ordering::Relaxed);
-            ctx.reporter.item_stage(si, true, true);
+            mark_done(ctx, index, si, &key, true);
             return Slot::Done(Done { key, outputs });
         }
     }
@@ -130,18 +118,7 @@ async fn run_stage(
                     finished_at: now_ms(),
                 });
             }
-            ctx.store.set_item_stage(
-                ctx.run,
-                index,
-                si,
-                &ItemStage::Done {
-                    key: key.clone(),
-                    cached: false,
-                },
-            );
-            counters.done.fetch_add(1, Ordering::Relaxed);
-            ctx.computed.fetch_add(1, Ordering::Relaxed);
-            ctx.reporter.item_stage(si, true, false);
+            mark_done(ctx, index, si, &key, false);
             Slot::Done(Done {
                 key,
                 outputs: resolve(&output.outputs, &dir),
@@ -235,6 +212,25 @@ fn resolve(outputs: &[crate::registry::Output], dir: &std::path::Path) -> Vec<Re
             value: o.value.clone(),
         })
         .collect()
+}
+
+/// Records `item` as done in stage `si` (reused from the cache or computed),
+/// counts it and reports it.
+fn mark_done(ctx: &RunContext, index: usize, si: usize, key: &str, cached: bool) {
+    let state = ItemStage::Done {
+        key: key.to_string(),
+        cached,
+    };
+    ctx.store.set_item_stage(ctx.run, index, si, &state);
+    let counters = &ctx.counters[si];
+    counters.done.fetch_add(1, Ordering::Relaxed);
+    if cached {
+        counters.cached.fetch_add(1, Ordering::Relaxed);
+        ctx.cached.fetch_add(1, Ordering::Relaxed);
+    } else {
+        ctx.computed.fetch_add(1, Ordering::Relaxed);
+    }
+    ctx.reporter.item_stage(si, true, cached);
 }
 
 /// Counts the item out of stage `si`; the last one closes the stage.
