@@ -34,6 +34,10 @@ pub enum Command {
     Status(StatusArgs),
     /// Explain an item-stage's cache key and what changed since its result.
     Explain(ExplainArgs),
+    /// Show the devices, memory and libraries flow finds on this machine.
+    Doctor(DoctorArgs),
+    /// Measure each GPU stage's memory (batches of 1 and 2) for later plans.
+    Calibrate(CalibrateArgs),
 }
 
 /// Options that change a workflow without editing it.
@@ -45,6 +49,11 @@ pub struct Tuning {
     /// Replace `inputs:` with this glob (relative to the current directory).
     #[arg(long, value_name = "GLOB")]
     pub inputs: Option<String>,
+    /// Declare or cap a device's memory: `--device sim:0=16GiB` (a simulated
+    /// GPU), `--device cuda:0=16GiB` (use at most 16 GiB of the card, or plan
+    /// for such a card on a machine without one).
+    #[arg(long = "device", value_name = "DEVICE=SIZE")]
+    pub devices: Vec<String>,
 }
 
 /// `flow run`.
@@ -134,6 +143,38 @@ pub struct PlanArgs {
     /// Output format.
     #[arg(long, value_enum, default_value = "text")]
     pub format: Format,
+    /// Also draw the memory timeline per device into this SVG file.
+    #[arg(long, value_name = "FILE.svg")]
+    pub chart: Option<PathBuf>,
+}
+
+/// `flow doctor`.
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// Also show the budgets of this workflow's devices.
+    pub workflow: Option<PathBuf>,
+    /// Overrides (`--device` declares simulated devices).
+    #[command(flatten)]
+    pub tuning: Tuning,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: Format,
+}
+
+/// `flow calibrate`.
+#[derive(Debug, Args)]
+pub struct CalibrateArgs {
+    /// The workflow file.
+    pub workflow: PathBuf,
+    /// Overrides.
+    #[command(flatten)]
+    pub tuning: Tuning,
+    /// How many items to run (the first ones).
+    #[arg(long, default_value_t = 2)]
+    pub items: usize,
+    /// The state directory (default: `.flow/` beside the workflow).
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
 }
 
 /// `flow stages`.

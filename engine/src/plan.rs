@@ -1,17 +1,12 @@
-//! Plans: the DAG with every stage placed on a device, a batch size, and
-//! explicit `Load` / `Unload` / `ClearCache` nodes. The executor runs plans,
-//! never raw DAGs.
-//!
-//! This planner is deliberately simple: each model is loaded before the
-//! first stage that uses it and unloaded (with the device cache cleared)
-//! after the last one. The memory planner replaces it with residency,
-//! placement and batch sizes computed against device budgets.
+//! Plans: every stage placed on a device with a batch size, and per device
+//! the ordered steps (`Load`, `Run`, `Unload`, `ClearCache`) with predicted
+//! memory before and after each. The executor runs plans, never raw DAGs.
+//! [`crate::planner`] makes them.
 
 use serde::Serialize;
 
-use crate::device::{DeviceId, DeviceRequest};
-use crate::graph::Workflow;
-use crate::spec::BatchSize;
+use crate::device::DeviceId;
+use crate::memory::{Footprint, Origin};
 
 /// One step of a plan.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -26,7 +21,7 @@ pub enum PlanNode {
         /// Where.
         device: DeviceId,
     },
-    /// Run a stage over the items.
+    /// Run a stage over the items of a wave.
     Run {
         /// The stage index.
         stage: usize,
@@ -51,103 +46,94 @@ pub enum PlanNode {
     },
 }
 
+/// A plan node with its predicted memory on its device.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Step {
+    /// The node.
+    #[serde(flatten)]
+    pub node: PlanNode,
+    /// Bytes reserved on the device before the node (weights plus cache).
+    pub before: u64,
+    /// Highest bytes reserved while it runs.
+    pub peak: u64,
+    /// Bytes reserved after it.
+    pub after: u64,
+}
+
 /// Where and how one stage runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Placement {
     /// The device.
     pub device: DeviceId,
     /// Items per batch.
     pub batch: u32,
+    /// The smallest batch the out-of-memory ladder may cut to.
+    pub min_batch: u32,
+    /// The stage's memory needs.
+    pub footprint: Footprint,
+    /// Why it was placed there, for `flow plan`.
+    pub why: String,
+    /// A fallback target: it runs only for items whose primary stage gave
+    /// up, so it has no `Run` node of its own.
+    pub standby: bool,
+}
+
+/// The plan of one device.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DevicePlan {
+    /// The device.
+    pub device: DeviceId,
+    /// Its name.
+    pub name: String,
+    /// How it became known.
+    pub origin: Origin,
+    /// Its total memory.
+    pub total: u64,
+    /// The budget planned against.
+    pub budget: u64,
+    /// Whether every model placed here stays resident for the whole run.
+    pub all_resident: bool,
+    /// The steps of the first wave.
+    pub first: Vec<Step>,
+    /// The steps of every later wave (empty with one wave).
+    pub repeat: Vec<Step>,
+    /// The predicted peak.
+    pub peak: u64,
+    /// Model loads in the first wave.
+    pub loads_first: u32,
+    /// Model loads in each later wave.
+    pub loads_repeat: u32,
 }
 
 /// A runnable plan.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Plan {
-    /// The steps, in order.
-    pub nodes: Vec<PlanNode>,
     /// Per stage (topological order): its device and batch size.
     pub placements: Vec<Placement>,
+    /// Per device with stages: its steps. `cpu` first.
+    pub devices: Vec<DevicePlan>,
+    /// Items per wave; `None` when all items go through in one wave.
+    pub wave_size: Option<usize>,
+    /// The items the prediction is for.
+    pub items: usize,
+    /// Predicted model loads for those items.
+    pub loads: u64,
+    /// Model loads when every model is loaded and unloaded for every item,
+    /// as hand-written pipelines do.
+    pub naive_loads: u64,
 }
 
 impl Plan {
-    /// The naive plan of `workflow`: load before first use, unload after last.
-    pub fn naive(workflow: &Workflow) -> Self {
-        let placements: Vec<Placement> = workflow
-            .stages
-            .iter()
-            .map(|s| {
-                let device = match s.spec.device_request() {
-                    DeviceRequest::Exact(d) => d,
-                    DeviceRequest::AnyCuda => DeviceId::Cuda(0),
-                    DeviceRequest::Auto => DeviceId::Cpu,
-                };
-                let batch = match s.spec.batch.as_ref().map(|b| (b.size, b.max)) {
-                    Some((BatchSize::Fixed(n), _)) => n,
-                    Some((BatchSize::Auto, max)) => max,
-                    None => 1,
-                };
-                Placement { device, batch }
-            })
-            .collect();
-        let mut nodes = Vec::new();
-        for (i, stage) in workflow.stages.iter().enumerate() {
-            let device = placements[i].device;
-            if let Some(model) = &stage.spec.model {
-                nodes.push(PlanNode::Load {
-                    model: model.to_string(),
-                    stage: i,
-                    device,
-                });
-            }
-            nodes.push(PlanNode::Run {
-                stage: i,
-                device,
-                batch: placements[i].batch,
-            });
-            if let Some(model) = &stage.spec.model {
-                nodes.push(PlanNode::Unload {
-                    model: model.to_string(),
-                    stage: i,
-                    device,
-                });
-                if device.is_accelerator() {
-                    nodes.push(PlanNode::ClearCache { device });
-                }
-            }
+    /// The plan of `device`.
+    pub fn device(&self, device: DeviceId) -> Option<&DevicePlan> {
+        self.devices.iter().find(|d| d.device == device)
+    }
+
+    /// Number of waves for the planned items.
+    pub fn waves(&self) -> usize {
+        match self.wave_size {
+            Some(w) if w > 0 => self.items.div_ceil(w).max(1),
+            _ => 1,
         }
-        Self { nodes, placements }
-    }
-
-    /// The memory nodes that follow the `Run` of `stage` (run once every
-    /// item has passed it).
-    pub fn after(&self, stage: usize) -> &[PlanNode] {
-        let Some(run) = self
-            .nodes
-            .iter()
-            .position(|n| matches!(n, PlanNode::Run { stage: s, .. } if *s == stage))
-        else {
-            return &[];
-        };
-        let end = self.nodes[run + 1..]
-            .iter()
-            .position(|n| matches!(n, PlanNode::Run { .. } | PlanNode::Load { .. }))
-            .map_or(self.nodes.len(), |p| run + 1 + p);
-        &self.nodes[run + 1..end]
-    }
-
-    /// The `Load` nodes that precede the `Run` of `stage`.
-    pub fn before(&self, stage: usize) -> Vec<&PlanNode> {
-        let Some(run) = self
-            .nodes
-            .iter()
-            .position(|n| matches!(n, PlanNode::Run { stage: s, .. } if *s == stage))
-        else {
-            return Vec::new();
-        };
-        self.nodes[..run]
-            .iter()
-            .rev()
-            .take_while(|n| matches!(n, PlanNode::Load { .. }))
-            .collect()
     }
 }

@@ -143,6 +143,13 @@ pub trait StageKind: Send + Sync + 'static {
     fn resources(&self) -> Resources {
         Resources::default()
     }
+    /// The stage's memory on its device, estimated from its settings: weights
+    /// (used only when the model's files cannot be read), working memory per
+    /// batch element and per batch, and the compute dtype's size. Default:
+    /// nothing known. `memory:` in the workflow overrides it.
+    fn memory_estimate(&self, _config: &serde_json::Value) -> crate::memory::MemoryEstimate {
+        crate::memory::MemoryEstimate::default()
+    }
     /// The settings that change results (part of the cache key). Default:
     /// all of them. Leave out settings such as log verbosity.
     fn semantic_params(&self, config: &serde_json::Value) -> serde_json::Value {
@@ -270,6 +277,14 @@ impl StageError {
         }
     }
 
+    /// Out of device memory.
+    pub fn out_of_memory(message: impl Into<String>) -> Self {
+        Self {
+            kind: FailureKind::OutOfMemory,
+            message: message.into(),
+        }
+    }
+
     /// A timeout.
     pub fn timeout(message: impl Into<String>) -> Self {
         Self {
@@ -303,6 +318,28 @@ pub trait Stage: Send + Sync {
 
     /// Frees the stage's model (a plan `Unload` node).
     fn unload(&self) {}
+
+    /// Working memory this item needs in a batch, from its actual input (for
+    /// example seconds of audio), when the stage can tell. `None`: the
+    /// plan's per-item figure. Simulated devices charge this.
+    fn item_memory(&self, _input: &StageInput) -> Option<u64> {
+        None
+    }
+
+    /// The stage's own reading of its device memory (for burn stages, the
+    /// memory pool), when it has one.
+    fn memory_usage(&self) -> Option<MemoryUsage> {
+        None
+    }
+}
+
+/// A stage's reading of the device memory it holds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemoryUsage {
+    /// Bytes in live tensors.
+    pub in_use: u64,
+    /// Bytes the stage's allocator holds (in use plus cached).
+    pub reserved: u64,
 }
 
 /// The stage kinds a workflow may use.

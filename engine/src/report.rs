@@ -66,6 +66,95 @@ pub enum Event {
         /// On which device.
         device: String,
     },
+    /// Device memory after a plan node (or a stage's last batch of a wave).
+    Memory {
+        /// The device.
+        device: String,
+        /// The node: `load asr`, `run asr`, `unload asr`, `clear_cache`.
+        node: String,
+        /// Bytes in use.
+        in_use: u64,
+        /// Bytes held, in use plus cached.
+        reserved: u64,
+        /// The device's total.
+        total: u64,
+        /// This process's resident host memory.
+        host_rss: u64,
+    },
+    /// A device went over 70 % or 85 % of its memory.
+    MemoryWarning {
+        /// The device.
+        device: String,
+        /// 70 or 85.
+        percent: u8,
+        /// Bytes at the peak.
+        used: u64,
+        /// The device's total.
+        total: u64,
+    },
+    /// Memory did not come back after a model's unload.
+    MemoryLeak {
+        /// The device.
+        device: String,
+        /// The model.
+        model: String,
+        /// Bytes still held.
+        leaked: u64,
+        /// Bytes its load took.
+        loaded: u64,
+    },
+    /// A step of the out-of-memory ladder was taken for a batch.
+    Oom {
+        /// The stage.
+        stage: String,
+        /// The device where the batch ran out of memory.
+        device: String,
+        /// The step: `clear_cache`, `shrink_batch`, `device`, `gave_up`.
+        step: String,
+        /// The batch size that failed.
+        batch: u32,
+        /// Items of the batch.
+        items: Vec<String>,
+        /// What happened.
+        detail: String,
+    },
+    /// A stage's batch size changed at run time.
+    BatchSize {
+        /// The stage.
+        stage: String,
+        /// The device.
+        device: String,
+        /// The old size.
+        from: u32,
+        /// The new size.
+        to: u32,
+        /// Why.
+        reason: String,
+    },
+    /// An item went on without a stage's own result (`fallback`).
+    Degraded {
+        /// The item.
+        item: String,
+        /// The stage that gave up.
+        stage: String,
+        /// Why it gave up.
+        reason: String,
+        /// The stage whose result stands in, or `skip`.
+        via: String,
+    },
+    /// A stage's memory was measured (`flow calibrate`).
+    Calibrated {
+        /// The stage.
+        stage: String,
+        /// The calibration key.
+        key: String,
+        /// Weight bytes.
+        weights: u64,
+        /// Working bytes per batch element.
+        per_item: u64,
+        /// Working bytes per batch.
+        fixed: u64,
+    },
     /// The run ended.
     RunFinished {
         /// Run number.
@@ -78,6 +167,10 @@ pub enum Event {
         computed: usize,
         /// Item-stage results reused from the cache.
         cached: usize,
+        /// Items that finished with a stage skipped or replaced by its
+        /// fallback.
+        #[serde(default)]
+        degraded: usize,
         /// Wall time.
         millis: u64,
     },

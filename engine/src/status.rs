@@ -2,6 +2,7 @@
 
 use serde::Serialize;
 
+use crate::report::Event;
 use crate::state::{ItemStage, RunRecord, Store};
 
 /// Counts of one stage in a run.
@@ -17,6 +18,10 @@ pub struct StageCounts {
     pub failed: usize,
     /// Items not run because an upstream stage failed.
     pub blocked: usize,
+    /// Items this stage gave up on, carried on by its `fallback`.
+    pub degraded: usize,
+    /// Items for which this fallback target was not needed.
+    pub standby: usize,
     /// Items not yet through this stage.
     pub pending: usize,
 }
@@ -50,6 +55,11 @@ pub struct RunStatusReport {
     pub stages: Vec<StageCounts>,
     /// Every failure, by item.
     pub failures: Vec<Failure>,
+    /// Every item a stage gave up on and its fallback carried on.
+    pub degraded: Vec<Failure>,
+    /// Memory events: out-of-memory recoveries, batch size changes,
+    /// warnings and leaks, in order.
+    pub memory: Vec<Event>,
     /// Per item, per stage (only when asked for).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub items: Vec<ItemStatus>,
@@ -68,6 +78,7 @@ pub fn report(store: &Store, run: RunRecord, per_item: bool) -> RunStatusReport 
         })
         .collect();
     let mut failures = Vec::new();
+    let mut degraded = Vec::new();
     let mut per_items: Vec<ItemStatus> = if per_item {
         items
             .iter()
@@ -89,6 +100,8 @@ pub fn report(store: &Store, run: RunRecord, per_item: bool) -> RunStatusReport 
                 ItemStage::Done { .. } => "done",
                 ItemStage::Failed { .. } => "failed",
                 ItemStage::Blocked { .. } => "blocked",
+                ItemStage::Degraded { .. } => "degraded",
+                ItemStage::Standby => "standby",
             };
             entry.stages.insert(counts.stage.clone(), word);
         }
@@ -109,13 +122,40 @@ pub fn report(store: &Store, run: RunRecord, per_item: bool) -> RunStatusReport 
                 });
             }
             ItemStage::Blocked { .. } => counts.blocked += 1,
+            ItemStage::Degraded { reason, via } => {
+                counts.degraded += 1;
+                degraded.push(Failure {
+                    item: items
+                        .get(item)
+                        .map_or_else(|| format!("#{item}"), |i| i.id.clone()),
+                    stage: counts.stage.clone(),
+                    reason: format!("{reason} (fallback: {via})"),
+                });
+            }
+            ItemStage::Standby => counts.standby += 1,
         }
     }
     failures.sort_by(|a, b| a.item.cmp(&b.item));
+    degraded.sort_by(|a, b| a.item.cmp(&b.item));
+    let memory = store
+        .events::<Event>(run.id)
+        .into_iter()
+        .filter(|e| {
+            matches!(
+                e,
+                Event::Oom { .. }
+                    | Event::BatchSize { .. }
+                    | Event::MemoryWarning { .. }
+                    | Event::MemoryLeak { .. }
+            )
+        })
+        .collect();
     RunStatusReport {
         run,
         stages,
         failures,
+        degraded,
+        memory,
         items: per_items,
     }
 }

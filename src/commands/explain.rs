@@ -23,6 +23,7 @@ pub fn explain(args: ExplainArgs) -> Result<i32, CliError> {
     let tuning = Tuning {
         overrides: run.args.overrides.clone(),
         inputs: run.args.inputs.clone(),
+        devices: run.args.devices.clone(),
     };
     let workflow = load(&workflow_path, &tuning)?;
     let items = flow_engine::items::discover(&workflow.spec.inputs, &workflow.dir)

@@ -11,6 +11,7 @@ pub fn graph(args: GraphArgs) -> Result<i32, CliError> {
         &Tuning {
             overrides: Vec::new(),
             inputs: None,
+            devices: Vec::new(),
         },
     )?;
     let text = match args.format {

@@ -1,5 +1,7 @@
 //! One file per command.
 
+mod calibrate;
+mod doctor;
 mod explain;
 mod graph;
 mod plan;
@@ -9,7 +11,10 @@ mod stages;
 mod status;
 mod validate;
 
-use flow_engine::{LoadOptions, Registry, Workflow};
+use flow_engine::memory::calibration::Calibrations;
+use flow_engine::memory::footprint::footprints;
+use flow_engine::memory::Inventory;
+use flow_engine::{planner, LoadOptions, Plan, Registry, Workflow};
 
 use crate::cli::{Command, Tuning};
 use crate::errors::CliError;
@@ -26,6 +31,8 @@ pub fn dispatch(cli: crate::cli::Cli) -> Result<i32, CliError> {
         Command::Stages(args) => stages::stages(args),
         Command::Status(args) => status::status(args),
         Command::Explain(args) => explain::explain(args),
+        Command::Doctor(args) => doctor::doctor(args),
+        Command::Calibrate(args) => calibrate::calibrate(args),
     }
 }
 
@@ -39,6 +46,22 @@ pub fn load(path: &std::path::Path, tuning: &Tuning) -> Result<Workflow, CliErro
     let options = LoadOptions {
         overrides: tuning.overrides.clone(),
         inputs: tuning.inputs.clone(),
+        devices: tuning.devices.clone(),
     };
     Ok(flow_engine::load(path, &options, &registry())?)
+}
+
+/// Plans `workflow` for `items` items on this machine's devices (and those
+/// it declares), with the calibrations stored in `state_dir`.
+pub fn make_plan(
+    workflow: &Workflow,
+    state_dir: &std::path::Path,
+    items: usize,
+) -> Result<(Plan, Inventory), CliError> {
+    let inventory = Inventory::detect(&workflow.spec.devices);
+    let calibrations = Calibrations::load_dir(state_dir);
+    let footprints = footprints(workflow, &calibrations);
+    let plan = planner::plan(workflow, &inventory, &footprints, items)
+        .map_err(|errors| planner::diagnostics(workflow, &errors))?;
+    Ok((plan, inventory))
 }

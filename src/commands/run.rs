@@ -3,9 +3,9 @@
 use std::sync::Arc;
 
 use flow_engine::state::{RunArgs as StoredArgs, RunStatus, Store};
-use flow_engine::{execute, Plan, RunRequest, RunSummary, Workflow};
+use flow_engine::{execute, RunRequest, RunSummary, Workflow};
 
-use super::load;
+use super::{load, make_plan};
 use crate::cli::{ResumeArgs, RunArgs, Tuning};
 use crate::errors::{CliError, EXIT_ITEMS_FAILED};
 use crate::locate;
@@ -20,9 +20,10 @@ pub fn run(args: RunArgs) -> Result<i32, CliError> {
     let stored = StoredArgs {
         overrides: args.tuning.overrides,
         inputs: args.tuning.inputs,
+        devices: args.tuning.devices,
         fresh: args.fresh,
     };
-    start(workflow, state_dir, stored, None)
+    start(workflow, state_dir, stored, None, false, None)
 }
 
 /// Continues an unfinished run with the settings it was started with.
@@ -51,27 +52,51 @@ pub fn resume(args: ResumeArgs) -> Result<i32, CliError> {
     let tuning = Tuning {
         overrides: record.args.overrides.clone(),
         inputs: record.args.inputs.clone(),
+        devices: record.args.devices.clone(),
     };
     let workflow = load(std::path::Path::new(&record.workflow), &tuning)?;
     eprintln!("resuming run {} of `{}`", record.id, record.workflow);
-    start(workflow, state_dir, record.args.clone(), Some(record.id))
+    let items = Store::open(&state_dir)?.items(record.id).len();
+    start(workflow, state_dir, record.args.clone(), Some((record.id, items)), false, None)
 }
 
-fn start(
+/// Plans and runs; `resume` is the run to continue and its item count.
+pub(super) fn start(
     workflow: Workflow,
     state_dir: std::path::PathBuf,
     args: StoredArgs,
-    resume: Option<u64>,
+    resume: Option<(u64, usize)>,
+    calibrate: bool,
+    max_items: Option<usize>,
 ) -> Result<i32, CliError> {
-    let plan = Plan::naive(&workflow);
+    let items = match resume {
+        Some((_, n)) => n,
+        None => {
+            let n = flow_engine::items::discover(&workflow.spec.inputs, &workflow.dir)
+                .map(|i| i.len())
+                .unwrap_or(0);
+            max_items.map_or(n, |m| n.min(m))
+        }
+    };
+    let (plan, _) = make_plan(&workflow, &state_dir, items)?;
+    for (stage, p) in plan.placements.iter().enumerate() {
+        if p.why.starts_with("auto:") && p.device == flow_engine::device::DeviceId::Cpu {
+            eprintln!(
+                "note: stage `{}` runs on the CPU ({})",
+                workflow.stages[stage].id, p.why
+            );
+        }
+    }
     let reporter = progress::reporter();
     let summary = execute(RunRequest {
         workflow: Arc::new(workflow),
         plan,
         state_dir,
         args,
-        resume,
+        resume: resume.map(|(id, _)| id),
         reporter: Arc::clone(&reporter),
+        calibrate,
+        max_items,
     })?;
     print_summary(&summary);
     Ok(if summary.failed == 0 {
@@ -83,18 +108,23 @@ fn start(
 
 fn print_summary(summary: &RunSummary) {
     eprintln!(
-        "run {}: {} items, {} succeeded, {} failed; {} results computed, {} reused; {:.1}s",
+        "run {}: {} items, {} succeeded{}, {} failed; {} results computed, {} reused; {:.1}s",
         summary.run,
         summary.items,
         summary.succeeded,
+        if summary.degraded > 0 {
+            format!(" ({} degraded)", summary.degraded)
+        } else {
+            String::new()
+        },
         summary.failed,
         summary.computed,
         summary.cached,
         summary.millis as f64 / 1000.0
     );
-    if summary.failed > 0 {
+    if summary.failed > 0 || summary.degraded > 0 {
         eprintln!(
-            "`flow status {}` lists the failed items and why",
+            "`flow status {}` lists the failed and degraded items and why",
             summary.run
         );
     }

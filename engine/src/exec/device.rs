@@ -1,8 +1,9 @@
-//! Device workers: one thread per accelerator device. It owns the loaded
-//! models, runs the plan's `Load` / `Unload` / `ClearCache` nodes, and forms
-//! batches across items.
+//! Device workers: one thread per accelerator device. A worker follows its
+//! device's plan step by step — `Run` nodes in order, wave after wave — owns
+//! the loaded models, keeps the memory ledger, forms batches across items,
+//! and climbs the out-of-memory ladder when a batch does not fit.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeSet, VecDeque};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -10,7 +11,11 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
 
+use super::faults::Faults;
+use super::ladder::Ladder;
+use super::meter::Meter;
 use crate::device::DeviceId;
+use crate::graph::Workflow;
 use crate::plan::{Plan, PlanNode};
 use crate::registry::{Stage, StageError, StageInput, StageOutput};
 use crate::report::Event;
@@ -32,8 +37,10 @@ pub struct Job {
 pub enum Message {
     /// Run an item.
     Job(Job),
-    /// Every item has passed this stage: run the memory nodes after it.
+    /// Every item of the wave has passed this stage.
     StageDone(usize),
+    /// The run is over: unload every model, then answer.
+    Finish(mpsc::Sender<()>),
 }
 
 /// A running device worker.
@@ -42,32 +49,88 @@ pub struct Worker {
     thread: Option<JoinHandle<()>>,
 }
 
-struct State {
-    device: DeviceId,
-    stages: Vec<Arc<dyn Stage>>,
-    plan: Arc<Plan>,
-    loaded: Vec<bool>,
+/// What a worker needs from the run.
+pub struct Setup {
+    /// The device.
+    pub device: DeviceId,
+    /// The workflow.
+    pub workflow: Arc<Workflow>,
+    /// Every runnable stage.
+    pub stages: Vec<Arc<dyn Stage>>,
+    /// The plan.
+    pub plan: Arc<Plan>,
+    /// Injected faults.
+    pub faults: Arc<Faults>,
+    /// Measure batches of 1 and 2 first (`flow calibrate`).
+    pub calibrate: bool,
+    /// Where events go.
+    pub emit: Arc<dyn Fn(Event) + Send + Sync>,
+}
+
+pub(super) struct State {
+    pub(super) setup: Setup,
+    /// The steps of the wave in progress, and the cursor in them.
+    steps: Vec<PlanNode>,
+    repeat: Vec<PlanNode>,
+    cursor: usize,
+    done: BTreeSet<usize>,
+    pending_loads: Vec<usize>,
+    pub(super) loaded: Vec<bool>,
     load_errors: Vec<Option<StageError>>,
-    emit: Arc<dyn Fn(Event) + Send + Sync>,
+    pub(super) meter: Meter,
+    pub(super) ladder: Vec<Ladder>,
+    pub(super) attempts: Vec<u64>,
+    pub(super) calibration: Vec<super::ladder::Calibrating>,
 }
 
 impl Worker {
-    /// Starts the worker thread of `device`.
-    pub fn start(
-        device: DeviceId,
-        stages: Vec<Arc<dyn Stage>>,
-        plan: Arc<Plan>,
-        emit: Arc<dyn Fn(Event) + Send + Sync>,
-    ) -> Self {
+    /// Starts the worker thread of `setup.device`.
+    pub fn start(setup: Setup) -> Self {
         let (sender, receiver) = mpsc::channel();
-        let n = stages.len();
+        let n = setup.stages.len();
+        let device = setup.device;
+        let plan = setup.plan.clone();
+        let (first, repeat, total, all_resident) = plan.device(device).map_or(
+            (Vec::new(), Vec::new(), 0, true),
+            |d| {
+                let nodes = |steps: &[crate::plan::Step]| -> Vec<PlanNode> {
+                    steps.iter().map(|s| s.node.clone()).collect()
+                };
+                (nodes(&d.first), nodes(&d.repeat), d.total, d.all_resident)
+            },
+        );
+        // Models that stay resident stay until the run ends: the trailing
+        // unloads of the plan run at stop, and later waves repeat the runs.
+        let mut first = first;
+        let repeat = if all_resident {
+            while matches!(
+                first.last(),
+                Some(PlanNode::Unload { .. } | PlanNode::ClearCache { .. })
+            ) {
+                first.pop();
+            }
+            first.clone()
+        } else {
+            repeat
+        };
+        let ladder = plan
+            .placements
+            .iter()
+            .map(|p| Ladder::new(p.batch, p.min_batch))
+            .collect();
         let state = State {
-            device,
-            stages,
-            plan,
+            steps: first,
+            repeat,
+            cursor: 0,
+            done: BTreeSet::new(),
+            pending_loads: Vec::new(),
             loaded: vec![false; n],
             load_errors: vec![None; n],
-            emit,
+            meter: Meter::new(device, total),
+            ladder,
+            attempts: vec![0; n],
+            calibration: vec![Default::default(); n],
+            setup,
         };
         let thread = std::thread::Builder::new()
             .name(format!("flow-device-{device}"))
@@ -85,6 +148,14 @@ impl Worker {
         }
     }
 
+    /// Unloads every model (the run is over) and waits until it is done.
+    pub fn finish(&self) {
+        let (done, wait) = mpsc::channel();
+        if self.sender.send(Message::Finish(done)).is_ok() {
+            let _ = wait.recv();
+        }
+    }
+
     /// Stops the worker once its queue is empty.
     pub fn stop(mut self) {
         drop(self.sender);
@@ -95,22 +166,47 @@ impl Worker {
 }
 
 impl State {
+    pub(super) fn emit(&self, event: Event) {
+        (self.setup.emit)(event);
+    }
+
+    pub(super) fn stage_id(&self, stage: usize) -> String {
+        self.setup.workflow.stages[stage].id.to_string()
+    }
+
+    /// The stage of the `Run` node at the cursor.
+    fn current(&self) -> Option<usize> {
+        match self.steps.get(self.cursor) {
+            Some(PlanNode::Run { stage, .. }) => Some(*stage),
+            _ => None,
+        }
+    }
+
+    fn scheduled(&self, stage: usize) -> bool {
+        self.steps
+            .iter()
+            .chain(&self.repeat)
+            .any(|n| matches!(n, PlanNode::Run { stage: s, .. } if *s == stage))
+    }
+
     fn run(mut self, receiver: Receiver<Message>) {
+        self.advance();
         let mut pending: VecDeque<Job> = VecDeque::new();
         loop {
-            if pending.is_empty() {
+            let current = self.current();
+            let next = pending
+                .iter()
+                .find(|j| !self.scheduled(j.stage))
+                .or_else(|| pending.iter().find(|j| Some(j.stage) == current))
+                .map(|j| j.stage);
+            let Some(stage) = next else {
                 match receiver.recv() {
                     Ok(message) => self.accept(message, &mut pending),
                     Err(_) => break,
                 }
                 continue;
-            }
-            let stage = pending[0].stage;
-            let size = self
-                .plan
-                .placements
-                .get(stage)
-                .map_or(1, |p| p.batch.max(1)) as usize;
+            };
+            let size = self.batch_size(stage) as usize;
             let deadline = Instant::now() + LINGER;
             while pending.iter().filter(|j| j.stage == stage).count() < size {
                 let wait = deadline.saturating_duration_since(Instant::now());
@@ -136,11 +232,136 @@ impl State {
     fn accept(&mut self, message: Message, pending: &mut VecDeque<Job>) {
         match message {
             Message::Job(job) => pending.push_back(job),
-            Message::StageDone(stage) => self.after_stage(stage),
+            Message::StageDone(stage) => {
+                if self.scheduled(stage) {
+                    self.done.insert(stage);
+                    self.advance();
+                }
+            }
+            Message::Finish(done) => {
+                for job in pending.drain(..) {
+                    let _ = job
+                        .reply
+                        .send(Err(StageError::failed("the run ended before this item ran")));
+                }
+                self.shutdown();
+                let _ = done.send(());
+            }
         }
     }
 
+    /// Moves the cursor past finished `Run` nodes, running the memory nodes
+    /// between them; `Load` nodes wait for the stage's first job.
+    fn advance(&mut self) {
+        loop {
+            if self.cursor >= self.steps.len() {
+                if self.repeat.is_empty() || self.done.is_empty() {
+                    return;
+                }
+                self.steps = self.repeat.clone();
+                self.cursor = 0;
+                self.done.clear();
+                continue;
+            }
+            match self.steps[self.cursor].clone() {
+                PlanNode::Run { stage, batch, .. } => {
+                    self.ladder[stage].set_planned(batch);
+                    if !self.done.contains(&stage) {
+                        return;
+                    }
+                    self.pending_loads.clear();
+                    let node = format!("run {}", self.stage_id(stage));
+                    let snapshot = self.meter.snapshot(&node, &self.setup.stages);
+                    self.emit(snapshot);
+                }
+                PlanNode::Load { stage, .. } => self.pending_loads.push(stage),
+                PlanNode::Unload { stage, model, .. } => self.unload(stage, &model),
+                PlanNode::ClearCache { .. } => self.clear_cache(),
+            }
+            self.cursor += 1;
+        }
+    }
+
+    pub(super) fn clear_cache(&mut self) {
+        self.meter.clear_cache();
+        self.emit(Event::PlanNode {
+            node: "clear_cache".into(),
+            device: self.setup.device.to_string(),
+        });
+        let snapshot = self.meter.snapshot("clear_cache", &self.setup.stages);
+        self.emit(snapshot);
+    }
+
+    fn unload(&mut self, stage: usize, model: &str) {
+        if !self.loaded[stage] {
+            return;
+        }
+        self.setup.stages[stage].unload();
+        self.loaded[stage] = false;
+        self.load_errors[stage] = None;
+        self.emit(Event::PlanNode {
+            node: format!("unload {model}"),
+            device: self.setup.device.to_string(),
+        });
+        if let Some(leak) = self.meter.unloaded(stage, model, &self.setup.stages) {
+            self.emit(leak);
+        }
+        let snapshot = self.meter.snapshot(&format!("unload {model}"), &self.setup.stages);
+        self.emit(snapshot);
+    }
+
+    /// Loads `stage`'s model (a plan `Load` node, or on demand for a stage
+    /// outside the schedule).
+    fn load(&mut self, stage: usize) {
+        if self.loaded[stage] {
+            return;
+        }
+        self.loaded[stage] = true;
+        let weights = self.setup.plan.placements[stage].footprint.weights;
+        let node = &self.setup.workflow.stages[stage];
+        let model = match &node.spec.model {
+            Some(m) => m.to_string(),
+            None if weights > 0 => node.id.to_string(),
+            None => return,
+        };
+        let device = self.setup.device;
+        self.emit(Event::PlanNode {
+            node: format!("load {model}"),
+            device: device.to_string(),
+        });
+        if self.meter.simulated() && weights > self.meter.room(&self.setup.stages) {
+            self.clear_cache();
+        }
+        if self.meter.simulated() && weights > self.meter.room(&self.setup.stages) {
+            self.load_errors[stage] = Some(StageError::out_of_memory(format!(
+                "cannot load model `{model}` ({}) on {device}: only {} free",
+                crate::memory::human(weights),
+                crate::memory::human(self.meter.room(&self.setup.stages))
+            )));
+            return;
+        }
+        match self.setup.stages[stage].load(device) {
+            Ok(()) => self.meter.loaded(stage, weights, &self.setup.stages),
+            Err(e) => {
+                self.load_errors[stage] = Some(StageError {
+                    kind: e.kind,
+                    message: format!("cannot load model `{model}`: {}", e.message),
+                });
+            }
+        }
+        let snapshot = self.meter.snapshot(&format!("load {model}"), &self.setup.stages);
+        self.emit(snapshot);
+    }
+
     fn run_batch(&mut self, stage: usize, batch: Vec<Job>) {
+        let loads: Vec<usize> = if self.scheduled(stage) {
+            std::mem::take(&mut self.pending_loads)
+        } else {
+            Vec::new()
+        };
+        for s in loads {
+            self.load(s);
+        }
         if !self.loaded[stage] {
             self.load(stage);
         }
@@ -150,63 +371,22 @@ impl State {
             }
             return;
         }
-        let inputs: Vec<StageInput> = batch.iter().map(|j| j.input.clone()).collect();
-        let mut results = self.stages[stage].run_batch(&inputs).into_iter();
-        for job in batch {
-            let result = results.next().unwrap_or_else(|| {
-                Err(StageError::failed(
-                    "the stage returned fewer results than its batch",
-                ))
-            });
-            let _ = job.reply.send(result);
-        }
+        self.run_with_ladder(stage, batch);
     }
 
-    fn load(&mut self, stage: usize) {
-        self.loaded[stage] = true;
-        for node in self.plan.before(stage) {
-            if let PlanNode::Load {
-                model,
-                stage: owner,
-                ..
-            } = node
-            {
-                (self.emit)(Event::PlanNode {
-                    node: format!("load {model}"),
-                    device: self.device.to_string(),
-                });
-                if let Err(e) = self.stages[*owner].load(self.device) {
-                    self.load_errors[stage] = Some(StageError::failed(format!(
-                        "cannot load model `{model}`: {e}"
-                    )));
-                }
+    /// Unloads everything still loaded (the run is over).
+    fn shutdown(&mut self) {
+        for stage in 0..self.loaded.len() {
+            if self.loaded[stage] {
+                let node = &self.setup.workflow.stages[stage];
+                let model = node
+                    .spec
+                    .model
+                    .as_ref()
+                    .map_or_else(|| node.id.to_string(), ToString::to_string);
+                self.unload(stage, &model);
             }
         }
-    }
-
-    fn after_stage(&mut self, stage: usize) {
-        for node in self.plan.after(stage) {
-            match node {
-                PlanNode::Unload {
-                    model,
-                    stage: owner,
-                    ..
-                } => {
-                    self.stages[*owner].unload();
-                    self.loaded[*owner] = false;
-                    (self.emit)(Event::PlanNode {
-                        node: format!("unload {model}"),
-                        device: self.device.to_string(),
-                    });
-                }
-                PlanNode::ClearCache { device } => {
-                    (self.emit)(Event::PlanNode {
-                        node: "clear_cache".into(),
-                        device: device.to_string(),
-                    });
-                }
-                _ => {}
-            }
-        }
+        self.clear_cache();
     }
 }

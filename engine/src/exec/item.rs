@@ -12,6 +12,7 @@ use crate::cache_key;
 use crate::items::Item;
 use crate::registry::{ResolvedOutput, StageError, StageInput, StageOutput, Upstream};
 use crate::report::Event;
+use crate::spec::Fallback;
 use crate::state::{now_ms, ItemStage, ResultRecord};
 
 /// A stage's finished result for this item, as downstream stages see it.
@@ -25,13 +26,25 @@ enum Slot {
     Done(Done),
     /// Failed here, or blocked: the id of the stage that failed.
     Failed(String),
+    /// Given up with `fallback: skip`: downstream stages run without it.
+    Skipped,
+    /// A fallback target that was not needed.
+    Standby,
 }
 
-/// Runs `item` through every stage; true when all of them succeeded.
+/// Runs `item` through every stage; true when none failed (degraded items
+/// count as finished).
 pub(super) async fn process(ctx: &Arc<RunContext>, index: usize, item: Arc<Item>) -> bool {
     let workflow = ctx.workflow.clone();
     let mut slots: Vec<Slot> = Vec::with_capacity(workflow.stages.len());
+    let mut degraded = false;
     for (si, stage) in workflow.stages.iter().enumerate() {
+        if ctx.plan.placements[si].standby {
+            ctx.store.set_item_stage(ctx.run, index, si, &ItemStage::Standby);
+            slots.push(Slot::Standby);
+            finish_stage_for_item(ctx, si);
+            continue;
+        }
         let counters = &ctx.counters[si];
         if !counters.started.swap(true, Ordering::Relaxed) {
             *counters.first.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
@@ -41,7 +54,7 @@ pub(super) async fn process(ctx: &Arc<RunContext>, index: usize, item: Arc<Item>
         }
         let blocked_by = stage.needs.iter().find_map(|&j| match &slots[j] {
             Slot::Failed(by) => Some(by.clone()),
-            Slot::Done(_) => None,
+            _ => None,
         });
         let slot = if let Some(by) = blocked_by {
             ctx.store
@@ -50,35 +63,150 @@ pub(super) async fn process(ctx: &Arc<RunContext>, index: usize, item: Arc<Item>
             ctx.reporter.item_stage(si, false, false);
             Slot::Failed(by)
         } else {
-            let upstream: Vec<&Done> = stage
+            let upstream: Vec<(usize, Option<&Done>)> = stage
                 .needs
                 .iter()
-                .filter_map(|&j| match &slots[j] {
-                    Slot::Done(done) => Some(done),
-                    Slot::Failed(_) => None,
+                .map(|&j| match &slots[j] {
+                    Slot::Done(done) => (j, Some(done)),
+                    _ => (j, None),
                 })
                 .collect();
-            run_stage(ctx, index, si, &item, &upstream).await
+            let (slot, fell_back) = run_stage(ctx, index, si, &item, &upstream).await;
+            degraded |= fell_back;
+            slot
         };
         slots.push(slot);
         finish_stage_for_item(ctx, si);
     }
-    slots.iter().all(|s| matches!(s, Slot::Done(_)))
+    if degraded {
+        ctx.degraded.fetch_add(1, Ordering::Relaxed);
+    }
+    !slots.iter().any(|s| matches!(s, Slot::Failed(_)))
 }
 
+/// Runs stage `si` for the item (or reuses its result); on failure applies
+/// the stage's `fallback`. The flag says whether the item is now degraded.
 async fn run_stage(
     ctx: &Arc<RunContext>,
     index: usize,
     si: usize,
     item: &Arc<Item>,
-    upstream: &[&Done],
-) -> Slot {
+    upstream: &[(usize, Option<&Done>)],
+) -> (Slot, bool) {
+    let error = match attempt_stage(ctx, index, si, si, item, upstream).await {
+        Ok(done) => return (Slot::Done(done), false),
+        Err(error) => error,
+    };
+    let stage = &ctx.workflow.stages[si];
+    let fallback = stage.spec.fallback.clone();
+    let via = match &fallback {
+        Some(Fallback::Skip) => "skip".to_string(),
+        Some(Fallback::Stage(other)) => other.to_string(),
+        None => String::new(),
+    };
+    let outcome = match &fallback {
+        None => None,
+        Some(Fallback::Skip) => Some(Slot::Skipped),
+        Some(Fallback::Stage(other)) => {
+            let Some(target) = ctx.workflow.stage_index(other.as_str()) else {
+                return (fail(ctx, index, si, item, error), false);
+            };
+            match attempt_stage(ctx, index, target, si, item, upstream).await {
+                Ok(done) => Some(Slot::Done(done)),
+                Err(e) => {
+                    let error = StageError {
+                        kind: error.kind,
+                        message: format!("{}; fallback `{other}` failed too: {}", error.message, e.message),
+                    };
+                    return (fail(ctx, index, si, item, error), false);
+                }
+            }
+        }
+    };
+    let Some(slot) = outcome else {
+        return (fail(ctx, index, si, item, error), false);
+    };
+    let event = Event::Degraded {
+        item: item.id.clone(),
+        stage: stage.id.to_string(),
+        reason: error.message.clone(),
+        via: via.clone(),
+    };
+    ctx.emit(&event);
+    ctx.store.set_item_stage(
+        ctx.run,
+        index,
+        si,
+        &ItemStage::Degraded {
+            reason: error.message,
+            via,
+        },
+    );
+    ctx.counters[si].done.fetch_add(1, Ordering::Relaxed);
+    ctx.reporter.item_stage(si, true, false);
+    (slot, true)
+}
+
+/// Records the item as failed in stage `si`.
+fn fail(ctx: &Arc<RunContext>, index: usize, si: usize, item: &Arc<Item>, error: StageError) -> Slot {
+    let stage = &ctx.workflow.stages[si];
+    let event = Event::ItemFailed {
+        item: item.id.clone(),
+        stage: stage.id.to_string(),
+        kind: error.kind,
+        reason: error.message.clone(),
+    };
+    ctx.store.set_item_stage(
+        ctx.run,
+        index,
+        si,
+        &ItemStage::Failed {
+            kind: error.kind,
+            reason: error.message,
+        },
+    );
+    ctx.store.add_event(ctx.run, &event);
+    ctx.emit(&event);
+    ctx.counters[si].failed.fetch_add(1, Ordering::Relaxed);
+    ctx.reporter.item_stage(si, false, false);
+    Slot::Failed(stage.id.to_string())
+}
+
+/// Runs stage `run` (the stage itself, or its fallback target) for the
+/// item, reusing a stored result when its key matches; the outcome is
+/// recorded in stage `slot`'s place.
+async fn attempt_stage(
+    ctx: &Arc<RunContext>,
+    index: usize,
+    si: usize,
+    slot: usize,
+    item: &Arc<Item>,
+    upstream: &[(usize, Option<&Done>)],
+) -> Result<Done, StageError> {
     let workflow = &ctx.workflow;
     let stage = &workflow.stages[si];
-    let upstream_keys: Vec<&str> = upstream.iter().map(|d| d.key.as_str()).collect();
+    let upstream: Vec<(usize, Option<&Done>)> = upstream
+        .iter()
+        .filter(|(j, _)| stage.needs.contains(j))
+        .copied()
+        .collect();
+    let skipped: Vec<String> = upstream
+        .iter()
+        .map(|(j, d)| match d {
+            Some(done) => done.key.clone(),
+            None => format!("skipped:{}", workflow.stages[*j].id),
+        })
+        .collect();
+    let upstream_keys: Vec<&str> = skipped.iter().map(String::as_str).collect();
+    let upstream: Vec<(usize, &Done)> = upstream
+        .iter()
+        .filter_map(|(j, d)| d.map(|d| (*j, d)))
+        .collect();
     let components = cache_key::components(workflow, stage, item, &upstream_keys);
     let key = cache_key::key(&components);
-    let counters = &ctx.counters[si];
+    // A fallback target's result stands in for the stage that gave up: it
+    // is stored under its own key but counted in that stage's place.
+    let primary = slot == si;
 
     if stage.spec.checkpoint && !stage.kind.resources().always_run {
         if let Some(record) = ctx
@@ -88,65 +216,45 @@ async fn run_stage(
         {
             let dir = ctx.artifacts.dir(&key);
             let outputs = resolve(&record.outputs, &dir);
-            mark_done(ctx, index, si, &key, true);
-            return Slot::Done(Done { key, outputs });
+            if primary {
+                mark_done(ctx, index, si, &key, true);
+            }
+            return Ok(Done { key, outputs });
         }
     }
 
     let started = Instant::now();
     let result = match (&item.error, stage.needs.is_empty()) {
         (Some(reason), true) => Err(StageError::failed(reason.clone())),
-        _ => compute(ctx, si, item, upstream).await,
+        _ => compute(ctx, si, item, &upstream).await,
     };
-    let result = result.and_then(|(scratch, output)| {
+    let (dir, output) = result.and_then(|(scratch, output)| {
         ctx.artifacts
             .commit(&scratch, &key)
             .map(|dir| (dir, output))
             .map_err(|e| StageError::failed(format!("cannot store the result: {e}")))
-    });
-    match result {
-        Ok((dir, output)) => {
-            if stage.spec.checkpoint {
-                ctx.store.put_result(&ResultRecord {
-                    key: key.clone(),
-                    stage: stage.id.to_string(),
-                    item: item.id.clone(),
-                    run: ctx.run,
-                    components,
-                    outputs: output.outputs.clone(),
-                    millis: started.elapsed().as_millis() as u64,
-                    finished_at: now_ms(),
-                });
-            }
-            mark_done(ctx, index, si, &key, false);
-            Slot::Done(Done {
-                key,
-                outputs: resolve(&output.outputs, &dir),
-            })
-        }
-        Err(error) => {
-            let event = Event::ItemFailed {
-                item: item.id.clone(),
-                stage: stage.id.to_string(),
-                kind: error.kind,
-                reason: error.message.clone(),
-            };
-            ctx.store.set_item_stage(
-                ctx.run,
-                index,
-                si,
-                &ItemStage::Failed {
-                    kind: error.kind,
-                    reason: error.message,
-                },
-            );
-            ctx.store.add_event(ctx.run, &event);
-            ctx.emit(&event);
-            counters.failed.fetch_add(1, Ordering::Relaxed);
-            ctx.reporter.item_stage(si, false, false);
-            Slot::Failed(stage.id.to_string())
-        }
+    })?;
+    if stage.spec.checkpoint {
+        ctx.store.put_result(&ResultRecord {
+            key: key.clone(),
+            stage: stage.id.to_string(),
+            item: item.id.clone(),
+            run: ctx.run,
+            components,
+            outputs: output.outputs.clone(),
+            millis: started.elapsed().as_millis() as u64,
+            finished_at: now_ms(),
+        });
     }
+    if primary {
+        mark_done(ctx, index, si, &key, false);
+    } else {
+        ctx.computed.fetch_add(1, Ordering::Relaxed);
+    }
+    Ok(Done {
+        key,
+        outputs: resolve(&output.outputs, &dir),
+    })
 }
 
 /// Runs the stage where the plan placed it; returns the scratch folder with
@@ -155,18 +263,16 @@ async fn compute(
     ctx: &Arc<RunContext>,
     si: usize,
     item: &Arc<Item>,
-    upstream: &[&Done],
+    upstream: &[(usize, &Done)],
 ) -> Result<(std::path::PathBuf, StageOutput), StageError> {
     let stage = &ctx.workflow.stages[si];
     let scratch = ctx.artifacts.scratch();
-    let placement = ctx.plan.placements[si];
+    let placement = &ctx.plan.placements[si];
     let input = StageInput {
         item: item.clone(),
-        upstream: stage
-            .needs
+        upstream: upstream
             .iter()
-            .zip(upstream)
-            .map(|(&j, done)| Upstream {
+            .map(|&(j, done)| Upstream {
                 stage: ctx.workflow.stages[j].id.to_string(),
                 outputs: done.outputs.clone(),
             })
@@ -185,6 +291,8 @@ async fn compute(
         answer
             .await
             .unwrap_or_else(|_| Err(StageError::failed("the device worker dropped the item")))
+    } else if let Err(e) = load_cpu_model(ctx, si) {
+        Err(e)
     } else if stage.kind.resources().inline {
         ctx.stages[si].run(&input)
     } else {
@@ -200,6 +308,46 @@ async fn compute(
             ctx.artifacts.discard(&scratch);
             Err(error)
         }
+    }
+}
+
+/// Loads a CPU stage's model before its first item (once per run).
+fn load_cpu_model(ctx: &RunContext, si: usize) -> Result<(), StageError> {
+    let Some(model) = &ctx.workflow.stages[si].spec.model else {
+        return Ok(());
+    };
+    let mut state = ctx.cpu_models[si]
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    if state.is_none() {
+        ctx.emit(&Event::PlanNode {
+            node: format!("load {model}"),
+            device: "cpu".into(),
+        });
+        *state = Some(ctx.stages[si].load(crate::device::DeviceId::Cpu).map_err(|e| {
+            StageError {
+                kind: e.kind,
+                message: format!("cannot load model `{model}`: {}", e.message),
+            }
+        }));
+    }
+    state.clone().unwrap_or(Ok(()))
+}
+
+/// Unloads the models of CPU stages (the run is over).
+pub(super) fn unload_cpu_models(ctx: &RunContext) {
+    for (si, slot) in ctx.cpu_models.iter().enumerate() {
+        let mut state = slot.lock().unwrap_or_else(|e| e.into_inner());
+        if matches!(*state, Some(Ok(()))) {
+            ctx.stages[si].unload();
+            if let Some(model) = &ctx.workflow.stages[si].spec.model {
+                ctx.emit(&Event::PlanNode {
+                    node: format!("unload {model}"),
+                    device: "cpu".into(),
+                });
+            }
+        }
+        *state = None;
     }
 }
 
@@ -239,6 +387,12 @@ fn finish_stage_for_item(ctx: &Arc<RunContext>, si: usize) {
     if counters.remaining.fetch_sub(1, Ordering::AcqRel) != 1 {
         return;
     }
+    if let Some(worker) = ctx.workers.get(&ctx.plan.placements[si].device) {
+        worker.send(Message::StageDone(si));
+    }
+    if !ctx.last_wave.load(Ordering::Relaxed) {
+        return;
+    }
     let millis = counters
         .first
         .lock()
@@ -252,7 +406,4 @@ fn finish_stage_for_item(ctx: &Arc<RunContext>, si: usize) {
         blocked: counters.blocked.load(Ordering::Relaxed),
         millis,
     });
-    if let Some(worker) = ctx.workers.get(&ctx.plan.placements[si].device) {
-        worker.send(Message::StageDone(si));
-    }
 }

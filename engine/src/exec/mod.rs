@@ -7,7 +7,10 @@
 //! durable (see [`crate::state`]).
 
 mod device;
+pub mod faults;
 mod item;
+mod ladder;
+mod meter;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -39,6 +42,11 @@ pub struct RunRequest {
     pub resume: Option<u64>,
     /// Where progress goes.
     pub reporter: Arc<dyn Reporter>,
+    /// Measure each device stage's memory with batches of 1 and 2 and store
+    /// the figures for later plans (`flow calibrate`).
+    pub calibrate: bool,
+    /// Run only the first this many items.
+    pub max_items: Option<usize>,
 }
 
 /// How a run ended.
@@ -52,6 +60,8 @@ pub struct RunSummary {
     pub succeeded: usize,
     /// Items with a failure.
     pub failed: usize,
+    /// Items that finished with a stage skipped or replaced by its fallback.
+    pub degraded: usize,
     /// Item-stage results computed.
     pub computed: usize,
     /// Item-stage results reused from the cache.
@@ -80,6 +90,9 @@ pub enum ExecError {
     /// `flow resume` found nothing to resume.
     #[error("{0}")]
     NothingToResume(String),
+    /// `FLOW_FAULTS` cannot be read.
+    #[error("{0}")]
+    Faults(String),
     /// The async runtime could not start.
     #[error("cannot start the runtime: {0}")]
     Runtime(std::io::Error),
@@ -114,12 +127,42 @@ struct RunContext {
     counters: Vec<StageCounters>,
     computed: AtomicUsize,
     cached: AtomicUsize,
+    degraded: AtomicUsize,
+    /// Whether the wave in progress is the last one.
+    last_wave: AtomicBool,
+    /// Models of CPU stages, loaded on first use: `None` until then.
+    cpu_models: Vec<Mutex<Option<Result<(), crate::registry::StageError>>>>,
 }
 
 impl RunContext {
     fn emit(&self, event: &Event) {
         self.log.write(event);
         self.reporter.event(event);
+        match event {
+            Event::Oom { .. }
+            | Event::Degraded { .. }
+            | Event::MemoryWarning { .. }
+            | Event::MemoryLeak { .. }
+            | Event::BatchSize { .. } => self.store.add_event(self.run, event),
+            Event::Calibrated {
+                key,
+                weights,
+                per_item,
+                fixed,
+                ..
+            } => {
+                let record = crate::memory::calibration::Calibration {
+                    weights: *weights,
+                    per_item: *per_item,
+                    fixed: *fixed,
+                    peak1: fixed + per_item,
+                    peak2: fixed + 2 * per_item,
+                    measured_at: now_ms(),
+                };
+                self.store.put_calibration(key, &record);
+            }
+            _ => {}
+        }
     }
 }
 
@@ -130,6 +173,7 @@ impl RunContext {
 /// they are counted in the summary and recorded for `flow status`.
 pub fn execute(request: RunRequest) -> Result<RunSummary, ExecError> {
     let started = Instant::now();
+    let faults = Arc::new(faults::Faults::from_env().map_err(ExecError::Faults)?);
     let store = Store::open(&request.state_dir)?;
     let artifacts = Artifacts::open(&request.state_dir).map_err(StateError::Io)?;
     let workflow = request.workflow;
@@ -144,7 +188,10 @@ pub fn execute(request: RunRequest) -> Result<RunSummary, ExecError> {
             (record, items)
         }
         None => {
-            let items = items::discover(&workflow.spec.inputs, &workflow.dir)?;
+            let mut items = items::discover(&workflow.spec.inputs, &workflow.dir)?;
+            if let Some(max) = request.max_items {
+                items.truncate(max);
+            }
             let record = RunRecord {
                 id: store.next_run_id(),
                 workflow: workflow.path.display().to_string(),
@@ -162,7 +209,11 @@ pub fn execute(request: RunRequest) -> Result<RunSummary, ExecError> {
         }
     };
     let run = record.id;
-    let min_result_run = if record.args.fresh { run } else { 0 };
+    let min_result_run = if record.args.fresh || request.calibrate {
+        run
+    } else {
+        0
+    };
 
     let mut stages = Vec::new();
     for stage in &workflow.stages {
@@ -221,11 +272,23 @@ pub fn execute(request: RunRequest) -> Result<RunSummary, ExecError> {
                 });
                 workers.insert(
                     placement.device,
-                    device::Worker::start(placement.device, stages.clone(), plan.clone(), emit),
+                    device::Worker::start(device::Setup {
+                        device: placement.device,
+                        workflow: workflow.clone(),
+                        stages: stages.clone(),
+                        plan: plan.clone(),
+                        faults: faults.clone(),
+                        calibrate: request.calibrate,
+                        emit,
+                    }),
                 );
             }
         }
+        let cpu_models = (0..stages.len()).map(|_| Mutex::new(None)).collect();
         RunContext {
+            cpu_models,
+            degraded: AtomicUsize::new(0),
+            last_wave: AtomicBool::new(false),
             workflow: workflow.clone(),
             plan: plan.clone(),
             stages,
@@ -261,6 +324,11 @@ pub fn execute(request: RunRequest) -> Result<RunSummary, ExecError> {
 
     let computed = context.computed.load(Ordering::Relaxed);
     let cached = context.cached.load(Ordering::Relaxed);
+    let degraded = context.degraded.load(Ordering::Relaxed);
+    item::unload_cpu_models(&context);
+    for worker in context.workers.values() {
+        worker.finish();
+    }
     let Some(context) = Arc::into_inner(context) else {
         return Err(ExecError::Runtime(std::io::Error::other(
             "item tasks outlived the run",
@@ -274,6 +342,7 @@ pub fn execute(request: RunRequest) -> Result<RunSummary, ExecError> {
         items: items.len(),
         succeeded: items.len() - failed_items,
         failed: failed_items,
+        degraded,
         computed,
         cached,
         millis: started.elapsed().as_millis() as u64,
@@ -284,6 +353,7 @@ pub fn execute(request: RunRequest) -> Result<RunSummary, ExecError> {
         failed: summary.failed,
         computed: summary.computed,
         cached: summary.cached,
+        degraded: summary.degraded,
         millis: summary.millis,
     };
     context.log.write(&finished);
@@ -299,25 +369,43 @@ pub fn execute(request: RunRequest) -> Result<RunSummary, ExecError> {
     Ok(summary)
 }
 
-/// Runs every item, at most a bounded number at once; returns how many failed.
+/// Runs every item, wave by wave (one wave unless the plan swaps models),
+/// at most a bounded number at once; returns how many failed.
 async fn run_items(context: Arc<RunContext>, items: Vec<Item>, cores: usize) -> usize {
     let in_flight = Arc::new(Semaphore::new((cores * 16).max(32)));
-    let mut tasks = tokio::task::JoinSet::new();
-    for (index, item) in items.into_iter().enumerate() {
-        let Ok(permit) = in_flight.clone().acquire_owned().await else {
-            break;
-        };
-        let context = context.clone();
-        tasks.spawn(async move {
-            let ok = item::process(&context, index, Arc::new(item)).await;
-            drop(permit);
-            ok
-        });
-    }
+    let wave = context.plan.wave_size.unwrap_or(usize::MAX).max(1);
     let mut failed = 0;
-    while let Some(result) = tasks.join_next().await {
-        if !matches!(result, Ok(true)) {
-            failed += 1;
+    let mut start = 0;
+    let total = items.len();
+    let mut items = items.into_iter();
+    loop {
+        let this: Vec<Item> = items.by_ref().take(wave).collect();
+        let last = start + this.len() >= total;
+        context.last_wave.store(last, Ordering::Relaxed);
+        for counters in &context.counters {
+            counters.remaining.store(this.len(), Ordering::Relaxed);
+        }
+        let mut tasks = tokio::task::JoinSet::new();
+        for (offset, item) in this.into_iter().enumerate() {
+            let Ok(permit) = in_flight.clone().acquire_owned().await else {
+                break;
+            };
+            let context = context.clone();
+            let index = start + offset;
+            tasks.spawn(async move {
+                let ok = item::process(&context, index, Arc::new(item)).await;
+                drop(permit);
+                ok
+            });
+        }
+        while let Some(result) = tasks.join_next().await {
+            if !matches!(result, Ok(true)) {
+                failed += 1;
+            }
+        }
+        start += wave;
+        if last {
+            break;
         }
     }
     failed

@@ -28,6 +28,9 @@ pub struct LoadOptions {
     /// `--inputs GLOB`: replaces `inputs:` with this glob (relative to the
     /// current directory, or absolute).
     pub inputs: Option<String>,
+    /// `--device DEVICE=SIZE`: declares (or caps) a device's capacity, as
+    /// `devices: { DEVICE: { capacity: SIZE } }` would.
+    pub devices: Vec<String>,
 }
 
 /// The JSON Schema of workflow files, generated from the types.
@@ -71,7 +74,17 @@ pub fn load(
         .at(root.span, "not a mapping");
         return Err(ConfigErrors::new(&path, vec![error], &sources));
     }
-    overrides::apply(&mut root, &options.overrides, &mut sources, &mut errors);
+    let mut overrides = options.overrides.clone();
+    for device in &options.devices {
+        match device.split_once('=') {
+            Some((name, size)) => overrides.push(format!("devices.{name}.capacity={size}")),
+            None => errors.push(
+                ConfigError::new("flow::invalid_value", format!("`--device {device}` has no size"))
+                    .help("write `--device sim:0=16GiB` or `--device cuda:0=24GiB`"),
+            ),
+        }
+    }
+    overrides::apply(&mut root, &overrides, &mut sources, &mut errors);
     if let Some(glob) = &options.inputs {
         override_inputs(&mut root, glob, &mut sources);
     }

@@ -81,12 +81,12 @@ fn check_devices(parts: &Parts<'_>, errors: &mut Vec<ConfigError>) {
                 .at(span, "no capacity")
                 .help(format!("write `{device}: {{ capacity: 16GiB }}`")),
             ),
-            DeviceId::Cpu | DeviceId::Cuda(_) if spec.capacity.is_some() => errors.push(
+            DeviceId::Cpu if spec.capacity.is_some() => errors.push(
                 ConfigError::new(
                     "flow::invalid_value",
-                    format!("`capacity` is only for simulated devices, not `{device}`"),
+                    "`capacity` is for GPUs and simulated devices, not `cpu`",
                 )
-                .at(span, "real devices report their own capacity")
+                .at(span, "host RAM is measured")
                 .help("use `budget` (the most to use) or `reserve` (what to leave free)"),
             ),
             _ => {}
@@ -213,6 +213,29 @@ fn check_stage(
         }
     }
     if let Some(Fallback::Stage(other)) = &stage.fallback {
+        let target = parts.stages.iter().find(|(t, _)| t == other).map(|(_, s)| s);
+        if let Some(target) = target {
+            if let Some(extra) = target.needs.iter().find(|n| !stage.needs.contains(n)) {
+                errors.push(
+                    ConfigError::new(
+                        "flow::invalid_value",
+                        format!("stage `{id}` falls back to `{other}`, which needs `{extra}` that `{id}` does not"),
+                    )
+                    .at(at(&["fallback"]), "inputs differ")
+                    .help(format!("a fallback runs on the same inputs: give `{other}` needs from `{id}`'s needs")),
+                );
+            }
+            if let Some((user, _)) = parts.stages.iter().find(|(_, s)| s.needs.contains(other)) {
+                errors.push(
+                    ConfigError::new(
+                        "flow::invalid_value",
+                        format!("stage `{user}` needs `{other}`, which only runs as the fallback of `{id}`"),
+                    )
+                    .at(at(&["fallback"]), "fallback target")
+                    .help(format!("make `{user}` need `{id}`: the fallback's result stands in for it")),
+                );
+            }
+        }
         if other.as_str() == id || !ids.contains(&other.as_str()) {
             errors.push(
                 ConfigError::new(

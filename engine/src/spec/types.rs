@@ -71,7 +71,9 @@ pub struct DeviceSpec {
     /// is larger). Ignored when `budget` is given.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reserve: Option<ByteSize>,
-    /// The capacity of a simulated device (`sim:N` only; required there).
+    /// The capacity of a simulated device (`sim:N`; required there). On a
+    /// GPU (`cuda:N`) it caps what flow uses of the card, and lets
+    /// `flow plan` plan for a card this machine does not have.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub capacity: Option<ByteSize>,
 }

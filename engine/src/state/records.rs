@@ -32,6 +32,9 @@ pub struct RunArgs {
     pub overrides: Vec<String>,
     /// `--inputs`.
     pub inputs: Option<String>,
+    /// `--device` declarations.
+    #[serde(default)]
+    pub devices: Vec<String>,
     /// `--fresh`: results from earlier runs were ignored.
     pub fresh: bool,
 }
@@ -92,6 +95,16 @@ pub enum ItemStage {
         /// The upstream stage that failed.
         by: String,
     },
+    /// The stage gave up on the item and its `fallback` took over: `skip`
+    /// (downstream stages ran without it) or another stage's result.
+    Degraded {
+        /// Why the stage gave up.
+        reason: String,
+        /// `skip` or the stage whose result stands in.
+        via: String,
+    },
+    /// A fallback target: it runs only for items whose primary stage gave up.
+    Standby,
 }
 
 /// The current time in Unix milliseconds.

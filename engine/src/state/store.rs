@@ -50,6 +50,7 @@ pub struct Store {
     items: sled::Tree,
     item_stages: sled::Tree,
     events: sled::Tree,
+    calibration: sled::Tree,
     flusher: Flusher,
 }
 
@@ -102,6 +103,7 @@ impl Store {
             items: tree("items")?,
             item_stages: tree("item_stages")?,
             events: tree("events")?,
+            calibration: tree("calibration")?,
             flusher: Flusher::start(db.clone()),
             db,
         };
@@ -218,6 +220,22 @@ impl Store {
     pub fn add_event(&self, run: u64, event: &impl Serialize) {
         let seq = self.db.generate_id().unwrap_or(0);
         self.put(&self.events, pair(run, seq), event);
+    }
+
+    /// Stores a calibration record under `key`.
+    pub fn put_calibration<T: Serialize>(&self, key: &str, record: &T) {
+        self.put(&self.calibration, key, record);
+    }
+
+    /// Every calibration record, by key.
+    pub fn calibrations<T: DeserializeOwned>(&self) -> Vec<(String, T)> {
+        self.calibration
+            .iter()
+            .filter_map(|r| {
+                let (k, v) = r.ok()?;
+                Some((String::from_utf8(k.to_vec()).ok()?, decode(v)?))
+            })
+            .collect()
     }
 
     /// The notable events of `run`, in order.

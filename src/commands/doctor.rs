@@ -1,0 +1,74 @@
+//! `flow doctor`: what this machine offers flow.
+
+use std::collections::BTreeMap;
+
+use flow_engine::memory::cuda::CudaProbe;
+use flow_engine::memory::{human, Inventory, Origin};
+
+use super::load;
+use crate::cli::{DoctorArgs, Format};
+use crate::errors::CliError;
+
+/// Prints the devices, their memory and budgets, and the CUDA libraries.
+pub fn doctor(args: DoctorArgs) -> Result<i32, CliError> {
+    let declared = match &args.workflow {
+        Some(path) => load(path, &args.tuning)?.spec.devices,
+        None if !args.tuning.devices.is_empty() => {
+            return Err(CliError::Message(
+                "`--device` needs a workflow: `flow doctor FILE --device sim:0=16GiB`".into(),
+            ))
+        }
+        None => BTreeMap::new(),
+    };
+    let inventory = Inventory::detect(&declared);
+    if args.format == Format::Json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&inventory).unwrap_or_default()
+        );
+        return Ok(0);
+    }
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    println!(
+        "host: {cores} cores, {} RAM, {} available",
+        human(inventory.host.total),
+        human(inventory.host.available)
+    );
+    match &inventory.cuda {
+        CudaProbe::Available {
+            driver,
+            nvrtc,
+            devices,
+        } => {
+            println!(
+                "CUDA: driver {driver}, {} device(s); libnvrtc {}",
+                devices.len(),
+                if *nvrtc {
+                    "found"
+                } else {
+                    "NOT found (burn's CUDA backend needs it: install the CUDA runtime)"
+                }
+            );
+        }
+        CudaProbe::Unavailable { reason } => {
+            println!("CUDA: not available ({reason}); GPU stages with `device: auto` run on the CPU")
+        }
+    }
+    println!("\ndevices:");
+    for d in &inventory.devices {
+        let origin = match d.origin {
+            Origin::Probed => "",
+            Origin::Declared => "  (declared, not on this machine: plans only)",
+            Origin::Simulated => "  (simulated)",
+        };
+        println!(
+            "  {:<7} {:<34} total {:>9}  free {:>9}  budget {:>9}{origin}",
+            d.id.to_string(),
+            d.name,
+            human(d.total),
+            human(d.free),
+            human(d.budget)
+        );
+    }
+    Ok(0)
+}
