@@ -45,10 +45,10 @@ fn two_failing_items_leave_the_others_done_and_status_names_them() {
     };
     assert_eq!(
         numbers(check),
-        [4, 0, 2, 0, 0],
-        "done cached failed blocked pending"
+        [4, 0, 0, 2, 0, 0],
+        "done cached degraded failed blocked pending"
     );
-    assert_eq!(numbers(after), [4, 0, 0, 2, 0]);
+    assert_eq!(numbers(after), [4, 0, 0, 0, 2, 0]);
     // The event log recorded both failures.
     let log = std::fs::read_to_string(dir.path().join(".flow/runs/1/events.jsonl")).unwrap();
     assert_eq!(log.matches("\"event\":\"item_failed\"").count(), 2);

@@ -11,7 +11,7 @@ use flow_engine::registry::{
     BuildContext, ConfigProblem, Output, Ports, Resources, Stage, StageError, StageInput,
     StageKind, StageOutput,
 };
-use flow_engine::{execute, load, LoadOptions, Plan, Registry, RunRequest};
+use flow_engine::{execute, load, LoadOptions, Registry, RunRequest};
 
 /// A stage that does almost nothing: it passes a counter downstream.
 struct PassKind;
@@ -110,11 +110,15 @@ fn main() {
         let started = Instant::now();
         let summary = execute(RunRequest {
             workflow: workflow.clone(),
-            plan: Plan::naive(&workflow),
+            plan: flow_engine::planner::plan_here(&workflow, &dir.path().join(".flow"), items)
+                .expect("plan")
+                .0,
             state_dir: dir.path().join(".flow"),
             args: Default::default(),
             resume: None,
             reporter: Arc::new(flow_engine::report::Silent),
+            calibrate: false,
+            max_items: None,
         })
         .expect("run");
         let seconds = started.elapsed().as_secs_f64();

@@ -17,6 +17,7 @@ pub fn calibrate(args: CalibrateArgs) -> Result<i32, CliError> {
     let workflow = load(&args.workflow, &args.tuning)?;
     let state_dir = args
         .state_dir
+        .map(|d| std::path::absolute(&d).unwrap_or(d))
         .unwrap_or_else(|| locate::state_dir_of(&args.workflow));
     let stored = StoredArgs {
         overrides: args.tuning.overrides.clone(),

@@ -51,7 +51,9 @@ pub fn doctor(args: DoctorArgs) -> Result<i32, CliError> {
             );
         }
         CudaProbe::Unavailable { reason } => {
-            println!("CUDA: not available ({reason}); GPU stages with `device: auto` run on the CPU")
+            println!(
+                "CUDA: not available ({reason}); GPU stages with `device: auto` run on the CPU"
+            )
         }
     }
     println!("\ndevices:");

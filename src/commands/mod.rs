@@ -11,8 +11,6 @@ mod stages;
 mod status;
 mod validate;
 
-use flow_engine::memory::calibration::Calibrations;
-use flow_engine::memory::footprint::footprints;
 use flow_engine::memory::Inventory;
 use flow_engine::{planner, LoadOptions, Plan, Registry, Workflow};
 
@@ -58,10 +56,5 @@ pub fn make_plan(
     state_dir: &std::path::Path,
     items: usize,
 ) -> Result<(Plan, Inventory), CliError> {
-    let inventory = Inventory::detect(&workflow.spec.devices);
-    let calibrations = Calibrations::load_dir(state_dir);
-    let footprints = footprints(workflow, &calibrations);
-    let plan = planner::plan(workflow, &inventory, &footprints, items)
-        .map_err(|errors| planner::diagnostics(workflow, &errors))?;
-    Ok((plan, inventory))
+    Ok(planner::plan_here(workflow, state_dir, items)?)
 }

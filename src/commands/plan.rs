@@ -19,9 +19,8 @@ pub fn plan(args: PlanArgs) -> Result<i32, CliError> {
     let state_dir = locate::state_dir_of(&args.workflow);
     let (plan, _) = make_plan(&workflow, &state_dir, items)?;
     if let Some(path) = &args.chart {
-        std::fs::write(path, chart::svg(&plan, &workflow)).map_err(|e| {
-            CliError::Message(format!("cannot write `{}`: {e}", path.display()))
-        })?;
+        std::fs::write(path, chart::svg(&plan, &workflow))
+            .map_err(|e| CliError::Message(format!("cannot write `{}`: {e}", path.display())))?;
     }
     if args.format == Format::Json {
         println!(
@@ -139,11 +138,7 @@ fn print_step(n: usize, step: &Step, workflow: &Workflow) {
             human(step.after)
         )
     } else {
-        format!(
-            "{:>9} → {:>9}",
-            human(step.before),
-            human(step.after)
-        )
+        format!("{:>9} → {:>9}", human(step.before), human(step.after))
     };
     println!("  {n:>3}. {line:<44} {memory}");
 }

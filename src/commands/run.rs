@@ -16,6 +16,7 @@ pub fn run(args: RunArgs) -> Result<i32, CliError> {
     let workflow = load(&args.workflow, &args.tuning)?;
     let state_dir = args
         .state_dir
+        .map(|d| std::path::absolute(&d).unwrap_or(d))
         .unwrap_or_else(|| locate::state_dir_of(&args.workflow));
     let stored = StoredArgs {
         overrides: args.tuning.overrides,
@@ -57,7 +58,14 @@ pub fn resume(args: ResumeArgs) -> Result<i32, CliError> {
     let workflow = load(std::path::Path::new(&record.workflow), &tuning)?;
     eprintln!("resuming run {} of `{}`", record.id, record.workflow);
     let items = Store::open(&state_dir)?.items(record.id).len();
-    start(workflow, state_dir, record.args.clone(), Some((record.id, items)), false, None)
+    start(
+        workflow,
+        state_dir,
+        record.args.clone(),
+        Some((record.id, items)),
+        false,
+        None,
+    )
 }
 
 /// Plans and runs; `resume` is the run to continue and its item count.

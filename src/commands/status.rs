@@ -1,8 +1,8 @@
 //! `flow status [RUN]`
 
-use flow_engine::state::{RunStatus, Store};
 use flow_engine::memory::human;
 use flow_engine::report::Event;
+use flow_engine::state::{RunStatus, Store};
 use flow_engine::status;
 
 use crate::cli::{Format, StatusArgs};
@@ -88,7 +88,9 @@ fn print_memory(events: &[Event]) {
                 batch,
                 detail,
                 ..
-            } => format!("{stage} on {device}: out of memory in a batch of {batch}: {step}: {detail}"),
+            } => format!(
+                "{stage} on {device}: out of memory in a batch of {batch}: {step}: {detail}"
+            ),
             Event::BatchSize {
                 stage,
                 device,

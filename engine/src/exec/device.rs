@@ -72,6 +72,10 @@ pub(super) struct State {
     /// The steps of the wave in progress, and the cursor in them.
     steps: Vec<PlanNode>,
     repeat: Vec<PlanNode>,
+    /// Models swap: `Run` nodes must go in plan order. When every model
+    /// stays resident, order does not matter for memory, and the worker
+    /// serves whatever is pending (items flow through as a pipeline).
+    strict: bool,
     cursor: usize,
     done: BTreeSet<usize>,
     pending_loads: Vec<usize>,
@@ -90,15 +94,14 @@ impl Worker {
         let n = setup.stages.len();
         let device = setup.device;
         let plan = setup.plan.clone();
-        let (first, repeat, total, all_resident) = plan.device(device).map_or(
-            (Vec::new(), Vec::new(), 0, true),
-            |d| {
-                let nodes = |steps: &[crate::plan::Step]| -> Vec<PlanNode> {
-                    steps.iter().map(|s| s.node.clone()).collect()
-                };
-                (nodes(&d.first), nodes(&d.repeat), d.total, d.all_resident)
-            },
-        );
+        let (first, repeat, total, all_resident) =
+            plan.device(device)
+                .map_or((Vec::new(), Vec::new(), 0, true), |d| {
+                    let nodes = |steps: &[crate::plan::Step]| -> Vec<PlanNode> {
+                        steps.iter().map(|s| s.node.clone()).collect()
+                    };
+                    (nodes(&d.first), nodes(&d.repeat), d.total, d.all_resident)
+                });
         // Models that stay resident stay until the run ends: the trailing
         // unloads of the plan run at stop, and later waves repeat the runs.
         let mut first = first;
@@ -119,6 +122,7 @@ impl Worker {
             .map(|p| Ladder::new(p.batch, p.min_batch))
             .collect();
         let state = State {
+            strict: !all_resident,
             steps: first,
             repeat,
             cursor: 0,
@@ -196,7 +200,7 @@ impl State {
             let current = self.current();
             let next = pending
                 .iter()
-                .find(|j| !self.scheduled(j.stage))
+                .find(|j| !self.strict || !self.scheduled(j.stage))
                 .or_else(|| pending.iter().find(|j| Some(j.stage) == current))
                 .map(|j| j.stage);
             let Some(stage) = next else {
@@ -240,9 +244,9 @@ impl State {
             }
             Message::Finish(done) => {
                 for job in pending.drain(..) {
-                    let _ = job
-                        .reply
-                        .send(Err(StageError::failed("the run ended before this item ran")));
+                    let _ = job.reply.send(Err(StageError::failed(
+                        "the run ended before this item ran",
+                    )));
                 }
                 self.shutdown();
                 let _ = done.send(());
@@ -306,7 +310,9 @@ impl State {
         if let Some(leak) = self.meter.unloaded(stage, model, &self.setup.stages) {
             self.emit(leak);
         }
-        let snapshot = self.meter.snapshot(&format!("unload {model}"), &self.setup.stages);
+        let snapshot = self
+            .meter
+            .snapshot(&format!("unload {model}"), &self.setup.stages);
         self.emit(snapshot);
     }
 
@@ -349,12 +355,14 @@ impl State {
                 });
             }
         }
-        let snapshot = self.meter.snapshot(&format!("load {model}"), &self.setup.stages);
+        let snapshot = self
+            .meter
+            .snapshot(&format!("load {model}"), &self.setup.stages);
         self.emit(snapshot);
     }
 
     fn run_batch(&mut self, stage: usize, batch: Vec<Job>) {
-        let loads: Vec<usize> = if self.scheduled(stage) {
+        let loads: Vec<usize> = if self.strict && self.scheduled(stage) {
             std::mem::take(&mut self.pending_loads)
         } else {
             Vec::new()

@@ -40,7 +40,8 @@ pub(super) async fn process(ctx: &Arc<RunContext>, index: usize, item: Arc<Item>
     let mut degraded = false;
     for (si, stage) in workflow.stages.iter().enumerate() {
         if ctx.plan.placements[si].standby {
-            ctx.store.set_item_stage(ctx.run, index, si, &ItemStage::Standby);
+            ctx.store
+                .set_item_stage(ctx.run, index, si, &ItemStage::Standby);
             slots.push(Slot::Standby);
             finish_stage_for_item(ctx, si);
             continue;
@@ -116,7 +117,10 @@ async fn run_stage(
                 Err(e) => {
                     let error = StageError {
                         kind: error.kind,
-                        message: format!("{}; fallback `{other}` failed too: {}", error.message, e.message),
+                        message: format!(
+                            "{}; fallback `{other}` failed too: {}",
+                            error.message, e.message
+                        ),
                     };
                     return (fail(ctx, index, si, item, error), false);
                 }
@@ -148,7 +152,13 @@ async fn run_stage(
 }
 
 /// Records the item as failed in stage `si`.
-fn fail(ctx: &Arc<RunContext>, index: usize, si: usize, item: &Arc<Item>, error: StageError) -> Slot {
+fn fail(
+    ctx: &Arc<RunContext>,
+    index: usize,
+    si: usize,
+    item: &Arc<Item>,
+    error: StageError,
+) -> Slot {
     let stage = &ctx.workflow.stages[si];
     let event = Event::ItemFailed {
         item: item.id.clone(),
@@ -316,20 +326,20 @@ fn load_cpu_model(ctx: &RunContext, si: usize) -> Result<(), StageError> {
     let Some(model) = &ctx.workflow.stages[si].spec.model else {
         return Ok(());
     };
-    let mut state = ctx.cpu_models[si]
-        .lock()
-        .unwrap_or_else(|e| e.into_inner());
+    let mut state = ctx.cpu_models[si].lock().unwrap_or_else(|e| e.into_inner());
     if state.is_none() {
         ctx.emit(&Event::PlanNode {
             node: format!("load {model}"),
             device: "cpu".into(),
         });
-        *state = Some(ctx.stages[si].load(crate::device::DeviceId::Cpu).map_err(|e| {
-            StageError {
-                kind: e.kind,
-                message: format!("cannot load model `{model}`: {}", e.message),
-            }
-        }));
+        *state = Some(
+            ctx.stages[si]
+                .load(crate::device::DeviceId::Cpu)
+                .map_err(|e| StageError {
+                    kind: e.kind,
+                    message: format!("cannot load model `{model}`: {}", e.message),
+                }),
+        );
     }
     state.clone().unwrap_or(Ok(()))
 }

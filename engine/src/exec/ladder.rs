@@ -12,7 +12,9 @@ use crate::registry::{FailureKind, StageError, StageInput, StageOutput};
 use crate::report::Event;
 use crate::spec::{OomAction, OomStep};
 
-/// After this many good batches at a shrunk size, try the planned size again.
+/// After this many good batches at a shrunk size, try the planned size
+/// again (memory pressure is often passing); doubled each time the planned
+/// size fails again, so a lasting limit costs few failed batches.
 const PROBE_AFTER: u32 = 4;
 
 /// The batch-size memory of one stage on one device.
@@ -23,6 +25,8 @@ pub struct Ladder {
     good: Option<u32>,
     bad: Option<u32>,
     successes: u32,
+    probe_after: u32,
+    probing: bool,
     last: u32,
 }
 
@@ -36,6 +40,8 @@ impl Ladder {
             good: None,
             bad: None,
             successes: 0,
+            probe_after: PROBE_AFTER,
+            probing: false,
             last: planned,
         }
     }
@@ -68,14 +74,16 @@ impl Ladder {
     /// A batch of `size` worked.
     pub fn success(&mut self, size: u32) {
         self.good = Some(self.good.map_or(size, |g| g.max(size)));
+        self.probing = false;
         if let Some(bad) = self.bad {
             if size >= bad {
                 self.bad = None;
-            } else if bad - self.good.unwrap_or(0) <= 1 {
+            } else {
                 self.successes += 1;
-                if self.successes >= PROBE_AFTER {
+                if self.successes >= self.probe_after {
                     self.bad = None;
                     self.successes = 0;
+                    self.probing = true;
                 }
             }
         }
@@ -83,6 +91,10 @@ impl Ladder {
 
     /// A batch of `size` ran out of memory.
     pub fn failure(&mut self, size: u32) {
+        if self.probing {
+            self.probe_after = (self.probe_after * 2).min(1024);
+            self.probing = false;
+        }
         self.bad = Some(self.bad.map_or(size, |b| b.min(size)));
         self.successes = 0;
         if self.good.is_some_and(|g| g >= size) {
@@ -155,7 +167,12 @@ impl State {
             }
             match step {
                 OomStep::Action(OomAction::ClearCache) => {
-                    self.oom_event(stage, "clear_cache", &left, "released cached memory; retrying the batch");
+                    self.oom_event(
+                        stage,
+                        "clear_cache",
+                        &left,
+                        "released cached memory; retrying the batch",
+                    );
                     self.clear_cache();
                     let n = left.len() as u32;
                     let results = self.attempt(stage, &left, device);
@@ -189,7 +206,9 @@ impl State {
         };
         self.oom_event(stage, "gave_up", &left, &detail);
         for job in left {
-            let _ = job.reply.send(Err(StageError::out_of_memory(detail.clone())));
+            let _ = job
+                .reply
+                .send(Err(StageError::out_of_memory(detail.clone())));
         }
     }
 
@@ -310,7 +329,9 @@ impl State {
             inputs.iter().map(|i| runnable.run(i)).collect()
         };
         results.resize_with(n, || {
-            Err(StageError::failed("the stage returned fewer results than its batch"))
+            Err(StageError::failed(
+                "the stage returned fewer results than its batch",
+            ))
         });
         if here {
             let in_use = self.meter.read(&self.setup.stages).in_use;
@@ -367,10 +388,17 @@ mod tests {
         assert_eq!(l.size(), 7);
         l.success(7);
         assert_eq!(l.size(), 7);
+        l.success(7);
+        assert_eq!(l.size(), 8, "probes the planned size again");
+        l.failure(8);
         for _ in 0..PROBE_AFTER {
             l.success(7);
         }
-        assert_eq!(l.size(), 8, "probes the planned size again");
+        assert_eq!(l.size(), 7, "a failed probe waits twice as long");
+        for _ in 0..PROBE_AFTER {
+            l.success(7);
+        }
+        assert_eq!(l.size(), 8);
         l.success(8);
         assert_eq!(l.size(), 8);
     }

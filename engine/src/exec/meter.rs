@@ -119,9 +119,17 @@ impl Meter {
 
     /// A model was unloaded. Returns a leak event when less than 95 % of
     /// what its load took came back.
-    pub fn unloaded(&mut self, stage: usize, model: &str, stages: &[Arc<dyn Stage>]) -> Option<Event> {
+    pub fn unloaded(
+        &mut self,
+        stage: usize,
+        model: &str,
+        stages: &[Arc<dyn Stage>],
+    ) -> Option<Event> {
         let before = self.read(stages).in_use;
-        let still = stages.get(stage).and_then(|s| s.memory_usage()).map(|u| u.in_use);
+        let still = stages
+            .get(stage)
+            .and_then(|s| s.memory_usage())
+            .map(|u| u.in_use);
         match still {
             Some(bytes) if bytes > 0 => {
                 self.resident.insert(stage, 0);
@@ -201,9 +209,15 @@ mod tests {
     fn warns_once_per_threshold() {
         let mut m = Meter::new(DeviceId::Sim(0), 100);
         assert!(m.warning(50).is_none());
-        assert!(matches!(m.warning(72), Some(Event::MemoryWarning { percent: 70, .. })));
+        assert!(matches!(
+            m.warning(72),
+            Some(Event::MemoryWarning { percent: 70, .. })
+        ));
         assert!(m.warning(75).is_none());
-        assert!(matches!(m.warning(90), Some(Event::MemoryWarning { percent: 85, .. })));
+        assert!(matches!(
+            m.warning(90),
+            Some(Event::MemoryWarning { percent: 85, .. })
+        ));
         assert!(m.warning(95).is_none());
         assert!(m.warning(10).is_none());
         assert!(m.warning(71).is_some());
@@ -215,7 +229,13 @@ mod tests {
         m.loaded(0, 30, &[]);
         assert_eq!(m.read(&[]).in_use, 30);
         m.batch_done(20);
-        assert_eq!(m.read(&[]), Reading { in_use: 30, reserved: 50 });
+        assert_eq!(
+            m.read(&[]),
+            Reading {
+                in_use: 30,
+                reserved: 50
+            }
+        );
         assert!(m.unloaded(0, "asr", &[]).is_none());
         m.clear_cache();
         assert_eq!(m.read(&[]), Reading::default());

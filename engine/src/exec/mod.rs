@@ -372,8 +372,14 @@ pub fn execute(request: RunRequest) -> Result<RunSummary, ExecError> {
 /// Runs every item, wave by wave (one wave unless the plan swaps models),
 /// at most a bounded number at once; returns how many failed.
 async fn run_items(context: Arc<RunContext>, items: Vec<Item>, cores: usize) -> usize {
-    let in_flight = Arc::new(Semaphore::new((cores * 16).max(32)));
     let wave = context.plan.wave_size.unwrap_or(usize::MAX).max(1);
+    // A wave's items must all be in flight: a device that swaps models runs
+    // its stages in plan order, each over the whole wave.
+    let limit = match context.plan.wave_size {
+        Some(w) => w.max(cores * 16),
+        None => (cores * 16).max(32),
+    };
+    let in_flight = Arc::new(Semaphore::new(limit));
     let mut failed = 0;
     let mut start = 0;
     let total = items.len();

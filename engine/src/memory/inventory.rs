@@ -191,7 +191,10 @@ mod tests {
         assert_eq!(sim.budget, 16 * GIB - 16 * GIB / 10);
         let small = Inventory::build(&sim_small(), host, no_cuda());
         assert_eq!(small.get(DeviceId::Sim(0)).unwrap().budget, 3 * GIB);
-        assert_eq!(inv.get(DeviceId::Cpu).unwrap().budget, 60 * GIB - 64 * GIB / 10);
+        assert_eq!(
+            inv.get(DeviceId::Cpu).unwrap().budget,
+            60 * GIB - 64 * GIB / 10
+        );
     }
 
     fn sim_small() -> BTreeMap<DeviceId, DeviceSpec> {

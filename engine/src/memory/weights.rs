@@ -155,17 +155,12 @@ pub fn ctranslate2_elements(file: &Path) -> std::io::Result<u64> {
         for _ in 0..rank[0] {
             n *= u64::from(read_u32(&mut r)?);
         }
-        if version >= 4 {
-            let mut dtype = [0u8; 1];
-            r.read_exact(&mut dtype)?;
-            let bytes = read_u32(&mut r)?;
-            r.seek(SeekFrom::Current(i64::from(bytes)))?;
-        } else {
-            let mut item = [0u8; 1];
-            r.read_exact(&mut item)?;
-            let bytes = read_u32(&mut r)?;
-            r.seek(SeekFrom::Current(i64::from(bytes)))?;
-        }
+        // One byte (the dtype from version 4, the item size before), the
+        // data's byte count, then the data.
+        let mut kind = [0u8; 1];
+        r.read_exact(&mut kind)?;
+        let bytes = read_u32(&mut r)?;
+        r.seek(SeekFrom::Current(i64::from(bytes)))?;
         elements += n;
     }
     Ok(elements)

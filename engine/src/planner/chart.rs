@@ -23,7 +23,7 @@ pub fn svg(plan: &Plan, workflow: &Workflow) -> String {
         .map(|d| d.first.len() + d.repeat.len())
         .max()
         .unwrap_or(1);
-    let width = LEFT + BAR * widest as f64 + 40.0;
+    let width = LEFT + BAR * widest as f64 + 110.0;
     let panel_h = TOP + HEIGHT + LABELS;
     let mut out = String::new();
     let _ = write!(
@@ -87,7 +87,11 @@ fn panel(out: &mut String, device: &DevicePlan, workflow: &Workflow, y0: f64) {
             y(step.peak),
             BAR - 3.0,
             y(0) - y(step.peak),
-            escape(&format!("{label}: peak {}, after {}", human(step.peak), human(step.after)))
+            escape(&format!(
+                "{label}: peak {}, after {}",
+                human(step.peak),
+                human(step.after)
+            ))
         );
         let _ = writeln!(
             out,
@@ -137,12 +141,16 @@ fn describe(step: &Step, workflow: &Workflow) -> (&'static str, String) {
     let stage = |i: usize| workflow.stages.get(i).map_or("?", |s| s.id.as_str());
     match &step.node {
         PlanNode::Load { model, .. } => ("#1f77b4", format!("load {model}")),
-        PlanNode::Run { stage: s, batch, .. } => ("#ff7f0e", format!("run {} ×{batch}", stage(*s))),
+        PlanNode::Run {
+            stage: s, batch, ..
+        } => ("#ff7f0e", format!("run {} ×{batch}", stage(*s))),
         PlanNode::Unload { model, .. } => ("#7f7f7f", format!("unload {model}")),
         PlanNode::ClearCache { .. } => ("#2ca02c", "clear cache".into()),
     }
 }
 
 fn escape(text: &str) -> String {
-    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
 }

@@ -140,6 +140,25 @@ pub fn plan(
     Ok(plan)
 }
 
+/// Plans `workflow` for `items` items on this machine's devices (and the
+/// ones it declares), using the calibrations stored in `state_dir`.
+///
+/// # Errors
+/// The stages that cannot be placed or do not fit, as diagnostics pointing
+/// into the workflow file.
+pub fn plan_here(
+    workflow: &Workflow,
+    state_dir: &std::path::Path,
+    items: usize,
+) -> Result<(Plan, Inventory), crate::diag::ConfigErrors> {
+    let inventory = Inventory::detect(&workflow.spec.devices);
+    let calibrations = crate::memory::calibration::Calibrations::load_dir(state_dir);
+    let footprints = crate::memory::footprint::footprints(workflow, &calibrations);
+    let plan =
+        plan(workflow, &inventory, &footprints, items).map_err(|e| diagnostics(workflow, &e))?;
+    Ok((plan, inventory))
+}
+
 /// "3.0 GiB weights + 0.5 GiB × 4 items": what a stage needs at `batch`.
 pub(crate) fn need_text(fp: &Footprint, batch: u32) -> String {
     let mut parts = Vec::new();

@@ -37,7 +37,10 @@ pub(super) fn place(
                 errors.push(missing(workflow, i, d, inventory));
                 None
             }
-            DeviceRequest::AnyCuda => match inventory.accelerators().find(|d| matches!(d.id, DeviceId::Cuda(_))) {
+            DeviceRequest::AnyCuda => match inventory
+                .accelerators()
+                .find(|d| matches!(d.id, DeviceId::Cuda(_)))
+            {
                 Some(d) => Some((d.id, "the first CUDA device".to_string())),
                 None => {
                     errors.push(missing(workflow, i, DeviceId::Cuda(0), inventory));
@@ -79,7 +82,10 @@ pub(super) fn place(
                 let p = pinned.get(&gpu.id).copied().unwrap_or_default();
                 let need = p.weights + fp.weights + p.work.max(fp.work(min));
                 if need <= gpu.budget {
-                    place = (gpu.id, format!("auto: fits on {} beside what stays there", gpu.id));
+                    place = (
+                        gpu.id,
+                        format!("auto: fits on {} beside what stays there", gpu.id),
+                    );
                     if !standby.contains(&i) {
                         let e = pinned.entry(gpu.id).or_default();
                         e.weights += fp.weights;
@@ -119,7 +125,12 @@ pub(super) fn place(
         .collect())
 }
 
-fn missing(workflow: &Workflow, stage: usize, device: DeviceId, inventory: &Inventory) -> PlanError {
+fn missing(
+    workflow: &Workflow,
+    stage: usize,
+    device: DeviceId,
+    inventory: &Inventory,
+) -> PlanError {
     let id = workflow.stages[stage].id.to_string();
     let (message, help) = match device {
         DeviceId::Cuda(_) => {

@@ -15,7 +15,8 @@ pub fn diagnostics(workflow: &Workflow, errors: &[PlanError]) -> ConfigErrors {
     let list = errors
         .iter()
         .map(|e| {
-            let mut error = ConfigError::new("flow::does_not_fit", e.message.clone()).help(e.help.clone());
+            let mut error =
+                ConfigError::new("flow::does_not_fit", e.message.clone()).help(e.help.clone());
             if let Some(root) = &root {
                 let path: Vec<String> = ["stages", e.stage.as_str(), e.key]
                     .iter()

@@ -52,7 +52,14 @@ impl Ledger<'_> {
         let before = self.reserved();
         self.cache = 0;
         let after = self.reserved();
-        self.push(PlanNode::ClearCache { device: self.info.id }, before, before, after);
+        self.push(
+            PlanNode::ClearCache {
+                device: self.info.id,
+            },
+            before,
+            before,
+            after,
+        );
     }
 
     fn unload(&mut self, stage: usize) {
@@ -127,7 +134,9 @@ impl Ledger<'_> {
             evicted = true;
         }
         if self.cache > 0
-            && (evicted || self.reserved() + weights + min_work.saturating_sub(self.cache) > self.info.budget)
+            && (evicted
+                || self.reserved() + weights + min_work.saturating_sub(self.cache)
+                    > self.info.budget)
         {
             self.clear_cache();
         }
@@ -155,9 +164,8 @@ pub(super) fn schedule(
     stages: &[usize],
     placements: &mut [Placement],
 ) -> Result<(DevicePlan, Option<usize>), Vec<PlanError>> {
-    let has_model = |s: usize| {
-        workflow.stages[s].spec.model.is_some() || placements[s].footprint.weights > 0
-    };
+    let has_model =
+        |s: usize| workflow.stages[s].spec.model.is_some() || placements[s].footprint.weights > 0;
     let min_work = |s: usize, p: &[Placement]| p[s].footprint.work(batch_bounds(workflow, s).0);
     let mut errors = Vec::new();
     for &s in stages {
@@ -170,8 +178,15 @@ pub(super) fn schedule(
     if !errors.is_empty() {
         return Err(errors);
     }
-    let all_weights: u64 = stages.iter().map(|&s| placements[s].footprint.weights).sum();
-    let max_min_work = stages.iter().map(|&s| min_work(s, placements)).max().unwrap_or(0);
+    let all_weights: u64 = stages
+        .iter()
+        .map(|&s| placements[s].footprint.weights)
+        .sum();
+    let max_min_work = stages
+        .iter()
+        .map(|&s| min_work(s, placements))
+        .max()
+        .unwrap_or(0);
     let all_resident = all_weights + max_min_work <= info.budget;
 
     // Batch sizes: the largest that fits beside what is resident during the
@@ -180,7 +195,12 @@ pub(super) fn schedule(
     let names: Vec<String> = workflow
         .stages
         .iter()
-        .map(|s| s.spec.model.as_ref().map_or_else(|| s.id.to_string(), ToString::to_string))
+        .map(|s| {
+            s.spec
+                .model
+                .as_ref()
+                .map_or_else(|| s.id.to_string(), ToString::to_string)
+        })
         .collect();
     let mut ledger = Ledger {
         info,
@@ -245,7 +265,11 @@ pub(super) fn schedule(
     }
     let peak = ledger.peak;
     let wave_size = (!all_resident).then(|| {
-        let largest = stages.iter().map(|&s| batches[s] as usize).max().unwrap_or(1);
+        let largest = stages
+            .iter()
+            .map(|&s| batches[s] as usize)
+            .max()
+            .unwrap_or(1);
         (largest * WAVE_BATCHES).max(MIN_WAVE)
     });
     for &s in stages {
@@ -271,7 +295,13 @@ pub(super) fn schedule(
 
 /// The largest batch of stage `s` within its bounds whose working memory
 /// fits beside `resident` bytes of weights.
-fn fit_batch(workflow: &Workflow, s: usize, placements: &[Placement], budget: u64, resident: u64) -> u32 {
+fn fit_batch(
+    workflow: &Workflow,
+    s: usize,
+    placements: &[Placement],
+    budget: u64,
+    resident: u64,
+) -> u32 {
     let (min, max, auto) = batch_bounds(workflow, s);
     if !auto {
         return min;

@@ -109,7 +109,11 @@ fn sixteen_gib_keeps_all_four_models_resident() {
 fn ten_gib_puts_the_auto_embedder_on_the_cpu() {
     let (plan, _) = plan_of(&seed("sim:0: { capacity: 10GiB }", "sim:0"), 100).unwrap();
     assert_eq!(plan.placements[3].device, DeviceId::Cpu);
-    assert!(plan.placements[3].why.contains("auto"), "{}", plan.placements[3].why);
+    assert!(
+        plan.placements[3].why.contains("auto"),
+        "{}",
+        plan.placements[3].why
+    );
     let sim = plan.device(DeviceId::Sim(0)).unwrap();
     assert!(sim.all_resident && sim.peak <= sim.budget);
     assert_eq!(loads_of(&plan, DeviceId::Sim(0)), 3);
@@ -128,11 +132,22 @@ fn models_that_cannot_all_stay_swap_in_waves_by_belady() {
     let wave = plan.wave_size.unwrap();
     assert!(wave >= 32);
     // Every wave after the first reloads fewer models than per-item loading.
-    assert!(plan.loads < plan.naive_loads / 10, "{} vs {}", plan.loads, plan.naive_loads);
+    assert!(
+        plan.loads < plan.naive_loads / 10,
+        "{} vs {}",
+        plan.loads,
+        plan.naive_loads
+    );
     assert!(sim.loads_repeat <= 4);
     // Something is evicted and the cache cleared before a load.
-    assert!(sim.repeat.iter().any(|s| matches!(s.node, PlanNode::Unload { .. })));
-    assert!(sim.repeat.iter().any(|s| matches!(s.node, PlanNode::ClearCache { .. })));
+    assert!(sim
+        .repeat
+        .iter()
+        .any(|s| matches!(s.node, PlanNode::Unload { .. })));
+    assert!(sim
+        .repeat
+        .iter()
+        .any(|s| matches!(s.node, PlanNode::ClearCache { .. })));
 }
 
 #[test]
@@ -153,7 +168,11 @@ fn cuda_without_a_card_says_how_to_plan_for_one() {
     let Err(errors) = plan_of(&yaml, 1) else {
         panic!("expected plan errors")
     };
-    assert!(errors[0].help.contains("--device cuda:0=16GiB"), "{:?}", errors[0]);
+    assert!(
+        errors[0].help.contains("--device cuda:0=16GiB"),
+        "{:?}",
+        errors[0]
+    );
     let (plan, _) = plan_of(&seed("cuda:0: { capacity: 16GiB }", "cuda"), 1).unwrap();
     assert_eq!(plan.placements[0].device, DeviceId::Cuda(0));
     let _ = BTreeMap::<u8, u8>::new();

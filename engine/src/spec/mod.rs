@@ -79,8 +79,11 @@ pub fn load(
         match device.split_once('=') {
             Some((name, size)) => overrides.push(format!("devices.{name}.capacity={size}")),
             None => errors.push(
-                ConfigError::new("flow::invalid_value", format!("`--device {device}` has no size"))
-                    .help("write `--device sim:0=16GiB` or `--device cuda:0=24GiB`"),
+                ConfigError::new(
+                    "flow::invalid_value",
+                    format!("`--device {device}` has no size"),
+                )
+                .help("write `--device sim:0=16GiB` or `--device cuda:0=24GiB`"),
             ),
         }
     }

@@ -213,7 +213,11 @@ fn check_stage(
         }
     }
     if let Some(Fallback::Stage(other)) = &stage.fallback {
-        let target = parts.stages.iter().find(|(t, _)| t == other).map(|(_, s)| s);
+        let target = parts
+            .stages
+            .iter()
+            .find(|(t, _)| t == other)
+            .map(|(_, s)| s);
         if let Some(target) = target {
             if let Some(extra) = target.needs.iter().find(|n| !stage.needs.contains(n)) {
                 errors.push(

@@ -7,9 +7,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use custom_stage::WordCountKind;
-use flow_engine::{
-    execute, load, report::Silent, LoadOptions, Plan, Registry, RunRequest, EXIT_CONFIG,
-};
+use flow_engine::{execute, load, report::Silent, LoadOptions, Registry, RunRequest, EXIT_CONFIG};
 
 fn main() -> ExitCode {
     let Some(path) = std::env::args_os().nth(1).map(PathBuf::from) else {
@@ -39,9 +37,21 @@ fn main() -> ExitCode {
             return ExitCode::from(EXIT_CONFIG as u8);
         }
     };
+    let state_dir = workflow.dir.join(".flow");
+    let plan = match flow_engine::planner::plan_here(&workflow, &state_dir, 0) {
+        Ok((plan, _)) => plan,
+        Err(errors) => {
+            for error in &errors.errors {
+                eprintln!("{}: {}", errors.path.display(), error.message);
+            }
+            return ExitCode::from(EXIT_CONFIG as u8);
+        }
+    };
     let request = RunRequest {
-        plan: Plan::naive(&workflow),
-        state_dir: workflow.dir.join(".flow"),
+        plan,
+        calibrate: false,
+        max_items: None,
+        state_dir,
         args: Default::default(),
         resume: None,
         reporter: Arc::new(Silent),
