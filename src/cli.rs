@@ -169,8 +169,8 @@ pub struct CalibrateArgs {
     /// Overrides.
     #[command(flatten)]
     pub tuning: Tuning,
-    /// How many items to run (the first ones).
-    #[arg(long, default_value_t = 2)]
+    /// How many items to run (the first ones; at least 3: a batch of 1, then 2).
+    #[arg(long, default_value_t = 3)]
     pub items: usize,
     /// The state directory (default: `.flow/` beside the workflow).
     #[arg(long, value_name = "DIR")]

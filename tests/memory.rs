@@ -208,3 +208,36 @@ fn doctor_reports_the_host_cuda_and_declared_devices() {
     );
     assert!(stdout.contains("budget   9.0 GiB"), "{stdout}");
 }
+
+#[test]
+fn calibration_is_stored_and_used_by_later_plans() {
+    let dir = tempfile::tempdir().unwrap();
+    common::make_items(
+        dir.path(),
+        &["a.txt".into(), "b.txt".into(), "c.txt".into()],
+    );
+    std::fs::create_dir_all(dir.path().join("weights")).unwrap();
+    std::fs::write(dir.path().join("weights/model.pt"), vec![0u8; 4096]).unwrap();
+    let yaml = "name: cal\ninputs: { files: \"items/*.txt\" }\ndevices: { sim:0: { capacity: 4GiB } }\nmodels: { m: { path: weights } }\nstages:\n  s:\n    uses: exec\n    device: sim:0\n    model: m\n    batch: { max: 4 }\n    with: { command: [cp, '{input}', '{out}/x.txt'] }\n";
+    std::fs::write(dir.path().join("cal.yaml"), yaml).unwrap();
+    let before = run_in(dir.path(), &["plan", "cal.yaml", "--format", "json"]);
+    let before: Value = serde_json::from_slice(&before.stdout).unwrap();
+    let fp = &before["placements"][0]["footprint"];
+    assert_eq!(fp["weights_from"], "weight_files", "{fp}");
+    assert_eq!(fp["weights"], 4096);
+    assert_eq!(fp["work_from"], "unknown");
+
+    let output = run_in(dir.path(), &["calibrate", "cal.yaml"]);
+    let (stdout, stderr) = text(&output);
+    assert!(output.status.success(), "{stderr}");
+    assert!(stdout.contains("calibrated memory"), "{stdout}");
+    assert!(stdout.contains("  s "), "{stdout}");
+    let events = std::fs::read_to_string(dir.path().join(".flow/runs/1/events.jsonl")).unwrap();
+    assert!(events.contains(r#""event":"calibrated""#), "{events}");
+
+    let after = run_in(dir.path(), &["plan", "cal.yaml", "--format", "json"]);
+    let after: Value = serde_json::from_slice(&after.stdout).unwrap();
+    let fp = &after["placements"][0]["footprint"];
+    assert_eq!(fp["work_from"], "calibrated", "{fp}");
+    assert_eq!(fp["weights_from"], "calibrated", "{fp}");
+}

@@ -31,7 +31,7 @@ pub fn calibrate(args: CalibrateArgs) -> Result<i32, CliError> {
         stored,
         None,
         true,
-        Some(args.items.max(2)),
+        Some(args.items.max(3)),
     )?;
     let workflow = load(&args.workflow, &args.tuning)?;
     let calibrations = Calibrations::load_dir(&state_dir);

@@ -223,6 +223,37 @@ mod tests {
         assert!(m.warning(71).is_some());
     }
 
+    /// A stage that keeps reporting device memory after its unload.
+    struct Leaky;
+
+    impl Stage for Leaky {
+        fn run(
+            &self,
+            _: &crate::registry::StageInput,
+        ) -> Result<crate::registry::StageOutput, crate::registry::StageError> {
+            Ok(Default::default())
+        }
+
+        fn memory_usage(&self) -> Option<crate::registry::MemoryUsage> {
+            Some(crate::registry::MemoryUsage {
+                in_use: 40,
+                reserved: 40,
+            })
+        }
+    }
+
+    #[test]
+    fn memory_that_does_not_come_back_after_an_unload_is_a_leak() {
+        let stages: Vec<Arc<dyn Stage>> = vec![Arc::new(Leaky)];
+        let mut m = Meter::new(DeviceId::Sim(0), 100);
+        m.loaded(0, 40, &stages);
+        let leak = m.unloaded(0, "asr", &stages);
+        assert!(
+            matches!(&leak, Some(Event::MemoryLeak { model, leaked: 40, .. }) if model == "asr"),
+            "{leak:?}"
+        );
+    }
+
     #[test]
     fn the_ledger_charges_and_frees() {
         let mut m = Meter::new(DeviceId::Sim(0), 100);
