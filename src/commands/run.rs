@@ -86,7 +86,18 @@ pub(super) fn start(
             max_items.map_or(n, |m| n.min(m))
         }
     };
-    let (plan, _) = make_plan(&workflow, &state_dir, items)?;
+    let (plan, inventory) = make_plan(&workflow, &state_dir, items)?;
+    for (stage, p) in plan.placements.iter().enumerate() {
+        let declared = inventory
+            .get(p.device)
+            .is_some_and(|d| d.origin == flow_engine::memory::Origin::Declared);
+        if declared {
+            return Err(CliError::Message(format!(
+                "stage `{}` is placed on {}, which is declared for planning but not on this machine: `flow plan` can plan for it, `flow run` cannot run on it (use `device: auto`)",
+                workflow.stages[stage].id, p.device
+            )));
+        }
+    }
     for (stage, p) in plan.placements.iter().enumerate() {
         if p.why.starts_with("auto:") && p.device == flow_engine::device::DeviceId::Cpu {
             eprintln!(

@@ -303,6 +303,10 @@ impl State {
         self.setup.stages[stage].unload();
         self.loaded[stage] = false;
         self.load_errors[stage] = None;
+        let node = &self.setup.workflow.stages[stage];
+        if node.spec.model.is_none() && self.setup.plan.placements[stage].footprint.weights == 0 {
+            return;
+        }
         self.emit(Event::PlanNode {
             node: format!("unload {model}"),
             device: self.setup.device.to_string(),
