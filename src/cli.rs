@@ -38,6 +38,8 @@ pub enum Command {
     Doctor(DoctorArgs),
     /// Measure each GPU stage's memory (batches of 1 and 2) for later plans.
     Calibrate(CalibrateArgs),
+    /// Fetch a workflow's model weights into the cache, or list the cache.
+    Models(ModelsArgs),
 }
 
 /// Options that change a workflow without editing it.
@@ -210,6 +212,44 @@ pub struct ExplainArgs {
     /// Where to look for runs.
     #[command(flatten)]
     pub place: Place,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: Format,
+}
+
+/// `flow models`.
+#[derive(Debug, Args)]
+pub struct ModelsArgs {
+    /// What to do with models.
+    #[command(subcommand)]
+    pub command: ModelsCommand,
+}
+
+/// The `flow models` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum ModelsCommand {
+    /// Fetch every model a workflow names (reusing what the cache holds).
+    Fetch(ModelsFetchArgs),
+    /// List the packages in the model cache.
+    List(ModelsListArgs),
+}
+
+/// `flow models fetch`.
+#[derive(Debug, Args)]
+pub struct ModelsFetchArgs {
+    /// The workflow file.
+    pub workflow: PathBuf,
+    /// Overrides (`--set models.asr.path=...`).
+    #[command(flatten)]
+    pub tuning: Tuning,
+    /// Check every cached file's hash, not only its size, before reusing it.
+    #[arg(long)]
+    pub verify: bool,
+}
+
+/// `flow models list`.
+#[derive(Debug, Args)]
+pub struct ModelsListArgs {
     /// Output format.
     #[arg(long, value_enum, default_value = "text")]
     pub format: Format,

@@ -175,7 +175,7 @@ fn plan_prints_steps_and_draws_a_chart() {
     );
     let (stdout, stderr) = text(&output);
     assert!(output.status.success(), "{stderr}");
-    assert!(stdout.contains("unload  ge2e"), "{stdout}");
+    assert!(stdout.contains("unload  speaker"), "{stdout}");
     assert!(stdout.contains("each later wave"), "{stdout}");
     assert!(stdout.contains("model loads:"), "{stdout}");
     let svg = std::fs::read_to_string(chart).unwrap();

@@ -56,6 +56,11 @@ pub fn doctor(args: DoctorArgs) -> Result<i32, CliError> {
             )
         }
     }
+    let cuda = match flow_backend::cuda_ready(0) {
+        Ok(()) => "ready on cuda:0".to_string(),
+        Err(reason) => format!("not usable ({reason})"),
+    };
+    println!("burn backends: ndarray (cpu) ready; cuda {cuda}");
     println!("\ndevices:");
     for d in &inventory.devices {
         let origin = match d.origin {

@@ -4,6 +4,7 @@ mod calibrate;
 mod doctor;
 mod explain;
 mod graph;
+mod models;
 mod plan;
 mod run;
 mod schema;
@@ -31,12 +32,15 @@ pub fn dispatch(cli: crate::cli::Cli) -> Result<i32, CliError> {
         Command::Explain(args) => explain::explain(args),
         Command::Doctor(args) => doctor::doctor(args),
         Command::Calibrate(args) => calibrate::calibrate(args),
+        Command::Models(args) => models::models(args),
     }
 }
 
 /// The registry of every stage kind this binary knows.
 pub fn registry() -> Registry {
-    flow_stages::registry()
+    let mut registry = flow_stages::registry();
+    flow_media::register(&mut registry);
+    registry
 }
 
 /// Loads and validates a workflow with command-line tuning.

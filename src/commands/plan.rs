@@ -38,7 +38,10 @@ pub fn plan(args: PlanArgs) -> Result<i32, CliError> {
 
 fn print_text(plan: &Plan, workflow: &Workflow) {
     let waves = match plan.wave_size {
-        Some(w) => format!("{} waves of up to {w} items", plan.waves()),
+        Some(w) => match plan.waves() {
+            1 => format!("1 wave of up to {w} items; more items run in more waves"),
+            n => format!("{n} waves of up to {w} items"),
+        },
         None => "one wave".into(),
     };
     println!(

@@ -86,6 +86,7 @@ pub(super) fn start(
             max_items.map_or(n, |m| n.min(m))
         }
     };
+    fetch_models(&workflow)?;
     let (plan, inventory) = make_plan(&workflow, &state_dir, items)?;
     for (stage, p) in plan.placements.iter().enumerate() {
         let declared = inventory
@@ -123,6 +124,22 @@ pub(super) fn start(
     } else {
         EXIT_ITEMS_FAILED
     })
+}
+
+/// Makes every model of the workflow available before planning (the plan
+/// reads weight sizes from the files): fetches what the cache lacks.
+fn fetch_models(workflow: &Workflow) -> Result<(), CliError> {
+    let store = flow_models::Store::default();
+    for (name, spec) in &workflow.spec.models {
+        store
+            .ensure(spec, &workflow.dir, &mut |p| {
+                if !matches!(p, flow_models::Progress::Cached { .. }) {
+                    eprintln!("{p}");
+                }
+            })
+            .map_err(|e| super::models::model_error(name.as_str(), &e))?;
+    }
+    Ok(())
 }
 
 fn print_summary(summary: &RunSummary) {

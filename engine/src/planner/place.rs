@@ -70,7 +70,8 @@ pub(super) fn place(
         }
         let fp = &footprints[i];
         let (min, _, _) = batch_bounds(workflow, i);
-        let wants_gpu = stage.kind.resources().accelerator || stage.spec.model.is_some();
+        let wants_gpu =
+            stage.kind.resources().accelerator || stage.spec.model.is_some() || fp.weights > 0;
         let mut why = if wants_gpu {
             "auto: no GPU here".to_string()
         } else {

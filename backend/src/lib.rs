@@ -1,0 +1,23 @@
+//! Compute backends and weight readers for `flow`'s model stages.
+//!
+//! - [`Compute`]: where a stage computes — burn's NdArray backend on the
+//!   CPU (and on simulated devices), burn's CUDA backend on `cuda:N` —
+//!   chosen at run time. The CUDA path checks for the driver and NVRTC
+//!   *before* touching burn, which panics when they are missing.
+//! - [`weights`]: reads CTranslate2 `model.bin`, safetensors and PyTorch
+//!   checkpoints into f32 tensors, and turns them into burn tensors.
+//!
+//! Model stages are generic over `B: burn::tensor::backend::Backend`; the
+//! [`with_backend!`] macro runs such code on the backend a [`Compute`]
+//! names.
+
+pub mod compute;
+pub mod weights;
+
+#[cfg(feature = "cuda")]
+pub use compute::Gpu;
+pub use compute::{cuda_ready, BackendError, Compute, Cpu};
+pub use weights::{RawTensor, WeightError, Weights};
+
+/// burn, re-exported so model crates use the same version.
+pub use burn;
