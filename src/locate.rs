@@ -13,6 +13,14 @@ pub fn state_dir_of(workflow: &Path) -> PathBuf {
         .map_or_else(|| PathBuf::from(".flow"), |d| d.join(".flow"))
 }
 
+/// The state directory a command writes: `--state-dir` (made absolute, since
+/// stages run in the workflow's folder) or `.flow/` beside the workflow.
+pub fn state_dir_for(given: Option<PathBuf>, workflow: &Path) -> PathBuf {
+    given
+        .map(|d| std::path::absolute(&d).unwrap_or(d))
+        .unwrap_or_else(|| state_dir_of(workflow))
+}
+
 /// The state directory a command should read: `--state-dir`, the workflow's,
 /// or the one `.flow/` found in the current directory or one level below.
 ///

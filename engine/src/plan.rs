@@ -129,6 +129,17 @@ impl Plan {
         self.devices.iter().find(|d| d.device == device)
     }
 
+    /// The name of the weights `stage` loads: its `model:`, or the stage id
+    /// when only `memory.model` declares weights; `None` without weights.
+    pub fn model_name(&self, workflow: &crate::graph::Workflow, stage: usize) -> Option<String> {
+        let node = workflow.stages.get(stage)?;
+        match &node.spec.model {
+            Some(m) => Some(m.to_string()),
+            None if self.placements.get(stage)?.footprint.weights > 0 => Some(node.id.to_string()),
+            None => None,
+        }
+    }
+
     /// Number of waves for the planned items.
     pub fn waves(&self) -> usize {
         match self.wave_size {

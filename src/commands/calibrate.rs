@@ -15,10 +15,7 @@ use crate::locate;
 /// stores what they used; prints the figures later plans will use.
 pub fn calibrate(args: CalibrateArgs) -> Result<i32, CliError> {
     let workflow = load(&args.workflow, &args.tuning)?;
-    let state_dir = args
-        .state_dir
-        .map(|d| std::path::absolute(&d).unwrap_or(d))
-        .unwrap_or_else(|| locate::state_dir_of(&args.workflow));
+    let state_dir = locate::state_dir_for(args.state_dir, &args.workflow);
     let stored = StoredArgs {
         overrides: args.tuning.overrides.clone(),
         inputs: args.tuning.inputs.clone(),

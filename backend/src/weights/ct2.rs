@@ -44,19 +44,10 @@ impl DataType {
     }
 }
 
-/// Whether the file starts like a CTranslate2 model (version 1..=10 and a
-/// short spec name).
+/// Whether the file starts like a CTranslate2 model (the engine's sniff,
+/// shared with the planner's weight sizing).
 pub(super) fn looks_like(path: &Path) -> bool {
-    let Ok(mut f) = File::open(path) else {
-        return false;
-    };
-    let mut head = [0u8; 6];
-    if f.read_exact(&mut head).is_err() {
-        return false;
-    }
-    let version = u32::from_le_bytes([head[0], head[1], head[2], head[3]]);
-    let name_len = u16::from_le_bytes([head[4], head[5]]);
-    (1..=10).contains(&version) && (1..256).contains(&name_len)
+    flow_engine::memory::weights::is_ctranslate2(path)
 }
 
 struct Reader<'a> {

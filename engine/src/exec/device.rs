@@ -303,8 +303,12 @@ impl State {
         self.setup.stages[stage].unload();
         self.loaded[stage] = false;
         self.load_errors[stage] = None;
-        let node = &self.setup.workflow.stages[stage];
-        if node.spec.model.is_none() && self.setup.plan.placements[stage].footprint.weights == 0 {
+        if self
+            .setup
+            .plan
+            .model_name(&self.setup.workflow, stage)
+            .is_none()
+        {
             return;
         }
         self.emit(Event::PlanNode {
@@ -328,11 +332,8 @@ impl State {
         }
         self.loaded[stage] = true;
         let weights = self.setup.plan.placements[stage].footprint.weights;
-        let node = &self.setup.workflow.stages[stage];
-        let model = match &node.spec.model {
-            Some(m) => m.to_string(),
-            None if weights > 0 => node.id.to_string(),
-            None => return,
+        let Some(model) = self.setup.plan.model_name(&self.setup.workflow, stage) else {
+            return;
         };
         let device = self.setup.device;
         self.emit(Event::PlanNode {
@@ -390,12 +391,11 @@ impl State {
     fn shutdown(&mut self) {
         for stage in 0..self.loaded.len() {
             if self.loaded[stage] {
-                let node = &self.setup.workflow.stages[stage];
-                let model = node
-                    .spec
-                    .model
-                    .as_ref()
-                    .map_or_else(|| node.id.to_string(), ToString::to_string);
+                let model = self
+                    .setup
+                    .plan
+                    .model_name(&self.setup.workflow, stage)
+                    .unwrap_or_default();
                 self.unload(stage, &model);
             }
         }

@@ -323,11 +323,8 @@ async fn compute(
 
 /// Loads a CPU stage's model before its first item (once per run).
 fn load_cpu_model(ctx: &RunContext, si: usize) -> Result<(), StageError> {
-    let node = &ctx.workflow.stages[si];
-    let model = match &node.spec.model {
-        Some(m) => m.to_string(),
-        None if ctx.plan.placements[si].footprint.weights > 0 => node.id.to_string(),
-        None => return Ok(()),
+    let Some(model) = ctx.plan.model_name(&ctx.workflow, si) else {
+        return Ok(());
     };
     let mut state = ctx.cpu_models[si].lock().unwrap_or_else(|e| e.into_inner());
     if state.is_none() {
@@ -353,18 +350,11 @@ pub(super) fn unload_cpu_models(ctx: &RunContext) {
         let mut state = slot.lock().unwrap_or_else(|e| e.into_inner());
         if matches!(*state, Some(Ok(()))) {
             ctx.stages[si].unload();
-            let node = &ctx.workflow.stages[si];
-            let model = node
-                .spec
-                .model
-                .as_ref()
-                .map_or_else(|| node.id.to_string(), ToString::to_string);
-            {
-                ctx.emit(&Event::PlanNode {
-                    node: format!("unload {model}"),
-                    device: "cpu".into(),
-                });
-            }
+            let model = ctx.plan.model_name(&ctx.workflow, si).unwrap_or_default();
+            ctx.emit(&Event::PlanNode {
+                node: format!("unload {model}"),
+                device: "cpu".into(),
+            });
         }
         *state = None;
     }

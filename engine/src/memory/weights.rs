@@ -121,7 +121,9 @@ pub fn safetensors_elements(file: &Path) -> std::io::Result<u64> {
         .sum())
 }
 
-fn is_ctranslate2(file: &Path) -> bool {
+/// Whether `file` starts like a CTranslate2 `model.bin` (format version
+/// 1..=10, then a short spec name).
+pub fn is_ctranslate2(file: &Path) -> bool {
     let Ok(mut f) = File::open(file) else {
         return false;
     };
