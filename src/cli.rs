@@ -40,6 +40,10 @@ pub enum Command {
     Calibrate(CalibrateArgs),
     /// Fetch a workflow's model weights into the cache, or list the cache.
     Models(ModelsArgs),
+    /// Build a voice profile (voices/NAME.json) from recordings of one speaker.
+    Enroll(crate::commands::enroll::EnrollArgs),
+    /// Find the transcript segments nearest to a question in a workflow's database.
+    Search(crate::commands::search::SearchArgs),
 }
 
 /// Options that change a workflow without editing it.

@@ -176,6 +176,14 @@ fn check_ports(
 }
 
 impl Workflow {
+    /// Where the weights of `stage`'s `model:` are (see
+    /// [`crate::memory::weights::model_dir`]); `None` without a model.
+    pub fn model_dir(&self, stage: &StageSpec) -> Option<PathBuf> {
+        let name = stage.model.as_ref()?;
+        let model = self.spec.models.get(name)?;
+        crate::memory::weights::model_dir(model, &self.dir)
+    }
+
     /// Builds the DAG of a workflow that passed every check.
     pub fn new(spec: WorkflowSpec, path: PathBuf, registry: &Registry) -> Self {
         let dir = path.parent().map(PathBuf::from).unwrap_or_default();

@@ -122,6 +122,11 @@ pub struct BuildContext<'a> {
     pub workflow_dir: &'a Path,
     /// The state directory of the run (for stages that keep their own files).
     pub state_dir: &'a Path,
+    /// The folder (or file) of the stage's `model:` weights, resolved from
+    /// the workflow's `models:` (a pip source under the model cache, or a
+    /// `path:` relative to the workflow); `None` when the stage names no
+    /// model. `flow run` fetches it before any stage is built.
+    pub model_dir: Option<PathBuf>,
 }
 
 /// A stage kind. Implement it to add a kind; register it in a [`Registry`].

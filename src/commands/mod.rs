@@ -2,12 +2,14 @@
 
 mod calibrate;
 mod doctor;
+pub mod enroll;
 mod explain;
 mod graph;
 mod models;
 mod plan;
 mod run;
 mod schema;
+pub mod search;
 mod stages;
 mod status;
 mod validate;
@@ -33,6 +35,8 @@ pub fn dispatch(cli: crate::cli::Cli) -> Result<i32, CliError> {
         Command::Doctor(args) => doctor::doctor(args),
         Command::Calibrate(args) => calibrate::calibrate(args),
         Command::Models(args) => models::models(args),
+        Command::Enroll(args) => enroll::enroll(args),
+        Command::Search(args) => search::search(args),
     }
 }
 
@@ -40,6 +44,10 @@ pub fn dispatch(cli: crate::cli::Cli) -> Result<i32, CliError> {
 pub fn registry() -> Registry {
     let mut registry = flow_stages::registry();
     flow_media::register(&mut registry);
+    flow_asr::register(&mut registry);
+    flow_text::register(&mut registry);
+    flow_voice::register(&mut registry);
+    flow_store::register(&mut registry);
     registry
 }
 

@@ -222,6 +222,7 @@ pub fn execute(request: RunRequest) -> Result<RunSummary, ExecError> {
             spec: &stage.spec,
             workflow_dir: &workflow.dir,
             state_dir: &request.state_dir,
+            model_dir: workflow.model_dir(&stage.spec),
         };
         let built = stage
             .kind

@@ -98,6 +98,7 @@ impl Harness {
             spec: &spec,
             workflow_dir: dir,
             state_dir: &dir.join(".flow"),
+            model_dir: None,
         };
         kind.build(&ctx, &config).unwrap()
     }
