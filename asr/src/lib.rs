@@ -1,6 +1,79 @@
-//! Stage kinds of the `asr` crate (work in progress: see docs/).
+//! Speech recognition for `flow`: the `asr.whisper` stage kind, Whisper in
+//! burn (any size, CTranslate2 or Hugging Face weights), its log-mel front
+//! end, tokenizer and greedy decoding with timestamp rules, faithful to
+//! faster-whisper. See `docs/asr.md`.
 
+pub mod decode;
+pub mod load;
+pub mod mel;
+pub mod model;
+pub mod tokens;
+pub mod transcribe;
+
+use std::path::Path;
+
+use burn::tensor::backend::Backend;
+use flow_backend::{burn, Weights};
 use flow_engine::Registry;
+
+pub use decode::Rules;
+pub use model::Whisper;
+pub use transcribe::{Options, Segment, Transcriber};
 
 /// Adds this crate's stage kinds to `registry`.
 pub fn register(_registry: &mut Registry) {}
+
+/// The decoding rules from the model folder's `config.json`
+/// (`suppress_ids`, `suppress_ids_begin`), plus the task tokens.
+fn rules(dir: &Path, vocab: &tokens::Vocabulary) -> Result<Rules, String> {
+    let path = dir.join("config.json");
+    let config: serde_json::Value = match std::fs::read_to_string(&path) {
+        Ok(text) => serde_json::from_str(&text)
+            .map_err(|e| format!("cannot parse `{}`: {e}", path.display()))?,
+        Err(_) => serde_json::Value::Null,
+    };
+    let ids = |key: &str| -> Vec<u32> {
+        config[key]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_u64())
+                    .map(|v| v as u32)
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let s = vocab.specials.clone();
+    let mut suppress = ids("suppress_ids");
+    suppress.extend([
+        s.transcribe,
+        s.translate,
+        s.sot,
+        s.sot_prev,
+        s.sot_lm,
+        s.no_speech,
+    ]);
+    let mut suppress_begin = ids("suppress_ids_begin");
+    if suppress_begin.is_empty() {
+        suppress_begin = vec![220, s.eot];
+    }
+    Ok(Rules {
+        specials: s,
+        suppress,
+        suppress_begin,
+        max_initial_timestamp: Some(50),
+    })
+}
+
+/// Loads the Whisper model in `dir` (a CTranslate2 `model.bin` folder) on
+/// `device`, with its tokenizer and rules.
+///
+/// # Errors
+/// A message naming the file that is missing or wrong.
+pub fn load<B: Backend>(dir: &Path, device: &B::Device) -> Result<Transcriber<B>, String> {
+    let weights = Weights::read(&dir.join("model.bin")).map_err(|e| e.to_string())?;
+    let model = load::whisper::<B>(&weights, device).map_err(|e| e.to_string())?;
+    let vocab = tokens::Vocabulary::load(dir, model.dims.vocab)?;
+    let rules = rules(dir, &vocab)?;
+    Ok(Transcriber::new(model, vocab, rules))
+}

