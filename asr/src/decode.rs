@@ -99,13 +99,6 @@ impl Rules {
     }
 }
 
-fn to_vec<B: Backend>(t: burn::tensor::Tensor<B, 2>) -> Vec<f32> {
-    t.into_data()
-        .convert::<f32>()
-        .to_vec::<f32>()
-        .expect("f32 logits")
-}
-
 fn argmax(x: &[f32]) -> usize {
     let mut best = 0;
     for (i, &v) in x.iter().enumerate() {
@@ -135,7 +128,7 @@ pub fn greedy<B: Backend>(
         })
         .collect();
     let mut active: Vec<usize> = (0..b).collect();
-    let mut logits = to_vec(model.step(state, prompts));
+    let mut logits = model.step(state, prompts);
     for (row, o) in out.iter_mut().enumerate() {
         let lp = log_softmax(&logits[row * vocab..(row + 1) * vocab]);
         o.no_speech_prob = lp[rules.specials.no_speech as usize].exp();
@@ -165,7 +158,7 @@ pub fn greedy<B: Backend>(
             model.retain(state, &keep_rows);
         }
         active = still;
-        logits = to_vec(model.step(state, &next));
+        logits = model.step(state, &next);
     }
     out
 }

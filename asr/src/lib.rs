@@ -7,6 +7,7 @@ pub mod decode;
 pub mod load;
 pub mod mel;
 pub mod model;
+pub mod stage;
 pub mod tokens;
 pub mod transcribe;
 
@@ -21,7 +22,9 @@ pub use model::Whisper;
 pub use transcribe::{Options, Segment, Transcriber};
 
 /// Adds this crate's stage kinds to `registry`.
-pub fn register(_registry: &mut Registry) {}
+pub fn register(registry: &mut Registry) {
+    registry.register(stage::WhisperKind);
+}
 
 /// The decoding rules from the model folder's `config.json`
 /// (`suppress_ids`, `suppress_ids_begin`), plus the task tokens.
@@ -66,13 +69,18 @@ fn rules(dir: &Path, vocab: &tokens::Vocabulary) -> Result<Rules, String> {
 }
 
 /// Loads the Whisper model in `dir` (a CTranslate2 `model.bin` folder) on
-/// `device`, with its tokenizer and rules.
+/// `device`, with its tokenizer and rules. `host_logits`: see
+/// [`load::whisper`] (true on the CPU backend).
 ///
 /// # Errors
 /// A message naming the file that is missing or wrong.
-pub fn load<B: Backend>(dir: &Path, device: &B::Device) -> Result<Transcriber<B>, String> {
+pub fn load<B: Backend>(
+    dir: &Path,
+    device: &B::Device,
+    host_logits: bool,
+) -> Result<Transcriber<B>, String> {
     let weights = Weights::read(&dir.join("model.bin")).map_err(|e| e.to_string())?;
-    let model = load::whisper::<B>(&weights, device).map_err(|e| e.to_string())?;
+    let model = load::whisper::<B>(&weights, device, host_logits).map_err(|e| e.to_string())?;
     let vocab = tokens::Vocabulary::load(dir, model.dims.vocab)?;
     let rules = rules(dir, &vocab)?;
     Ok(Transcriber::new(model, vocab, rules))

@@ -93,7 +93,14 @@ fn cross_attention<B: Backend>(w: &Weights, p: &str, dev: &B::Device) -> LoadRes
 ///
 /// # Errors
 /// A missing or misshapen tensor.
-pub fn whisper<B: Backend>(w: &Weights, device: &B::Device) -> LoadResult<Whisper<B>> {
+///
+/// `host_logits`: compute the vocabulary projection on the host (the CPU
+/// backend; see [`Whisper`]).
+pub fn whisper<B: Backend>(
+    w: &Weights,
+    device: &B::Device,
+    host_logits: bool,
+) -> LoadResult<Whisper<B>> {
     let dims = dims(w)?;
     if dims.heads == 0 || dims.d_model % dims.heads != 0 {
         return Err(WeightError::Missing {
@@ -136,11 +143,15 @@ pub fn whisper<B: Backend>(w: &Weights, device: &B::Device) -> LoadResult<Whispe
         enc_pos: t(w, "encoder/position_encodings/encodings", dev)?,
         enc_layers,
         enc_norm: norm(w, "encoder/layer_norm", dev)?,
-        embed_t: embed.clone().transpose(),
+        embed_t: crate::model::contiguous(embed.clone().transpose()),
         embed,
         dec_pos: t(w, "decoder/position_encodings/encodings", dev)?,
         dec_layers,
         dec_norm: norm(w, "decoder/layer_norm", dev)?,
         device: device.clone(),
+        host_embed: match host_logits {
+            true => Some(w.raw("decoder/embeddings/weight")?.data.clone()),
+            false => None,
+        },
     })
 }

@@ -56,6 +56,13 @@ impl<B: Backend> Linear<B> {
     }
 }
 
+/// `x` with its values laid out in order (a transposed view would be
+/// copied by every matrix product on the CPU backend).
+pub(crate) fn contiguous<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
+    let device = x.device();
+    Tensor::from_data(x.into_data(), &device)
+}
+
 /// Layer normalisation (eps 1e-5).
 pub(crate) struct Norm<B: Backend> {
     pub(crate) gamma: Tensor<B, 1>,
@@ -120,6 +127,11 @@ pub struct Whisper<B: Backend> {
     pub(crate) dec_layers: Vec<DecoderLayer<B>>,
     pub(crate) dec_norm: Norm<B>,
     pub(crate) device: B::Device,
+    /// The token embeddings on the host, `vocab × d`, when logits are
+    /// computed there (on the CPU a matrix-vector product over the
+    /// vocabulary is memory-bound, and a plain threaded loop beats the
+    /// backend's general matrix product by an order of magnitude).
+    pub(crate) host_embed: Option<Vec<f32>>,
 }
 
 /// Splits `[b, t, h*dh]` into heads `[b, h, t, dh]`.
@@ -166,22 +178,11 @@ pub struct DecoderState<B: Backend> {
 impl<B: Backend> Whisper<B> {
     /// Encodes mel windows `[batch, n_mels, 3000]` into `[batch, 1500, d]`.
     pub fn encode(&self, mel: Tensor<B, 3>) -> Tensor<B, 3> {
-        let opts = |stride| ConvOptions::new([stride], [1], [1], 1);
-        let x = gelu(conv1d(
-            mel,
-            self.conv1.0.clone(),
-            Some(self.conv1.1.clone()),
-            opts(1),
-        ));
-        let x = gelu(conv1d(
-            x,
-            self.conv2.0.clone(),
-            Some(self.conv2.1.clone()),
-            opts(2),
-        ));
+        let x = gelu(self.conv(mel, &self.conv1, 1));
+        let x = gelu(self.conv(x, &self.conv2, 2));
         let mut x = x.swap_dims(1, 2);
         let t = x.dims()[1];
-        x = x + self.enc_pos.clone().slice([0..t]).unsqueeze::<3>();
+        x = x + self.enc_pos.clone().slice(0..t).unsqueeze::<3>();
         let h = self.dims.heads;
         for layer in &self.enc_layers {
             let a = &layer.attn;
@@ -201,6 +202,45 @@ impl<B: Backend> Whisper<B> {
             x = layer.ffn.forward(x);
         }
         self.enc_norm.forward(x)
+    }
+
+    /// A kernel-3, padding-1 convolution `[b, c_in, t] → [b, c_out, t / stride]`.
+    /// On the CPU it is unfolded on the host and done as one matrix
+    /// product (burn's CPU convolution is several times slower).
+    fn conv(
+        &self,
+        x: Tensor<B, 3>,
+        (w, bias): &(Tensor<B, 3>, Tensor<B, 1>),
+        stride: usize,
+    ) -> Tensor<B, 3> {
+        if self.host_embed.is_none() {
+            let opts = ConvOptions::new([stride], [1], [1], 1);
+            return conv1d(x, w.clone(), Some(bias.clone()), opts);
+        }
+        let [b, c, t] = x.dims();
+        let [c_out, _, k] = w.dims();
+        let t_out = (t + 2 - k) / stride + 1;
+        let data: Vec<f32> = x.into_data().convert::<f32>().to_vec().expect("f32 input");
+        let mut cols = vec![0.0f32; b * c * k * t_out];
+        for bi in 0..b {
+            for ci in 0..c {
+                let row = &data[(bi * c + ci) * t..(bi * c + ci + 1) * t];
+                for ki in 0..k {
+                    let dst = &mut cols[((bi * c + ci) * k + ki) * t_out..][..t_out];
+                    for (o, d) in dst.iter_mut().enumerate() {
+                        let src = (o * stride + ki) as isize - 1;
+                        if src >= 0 && (src as usize) < t {
+                            *d = row[src as usize];
+                        }
+                    }
+                }
+            }
+        }
+        let cols =
+            Tensor::<B, 3>::from_data(TensorData::new(cols, [b, c * k, t_out]), &self.device);
+        let w2 = w.clone().reshape([1, c_out, c * k]);
+        let out = w2.repeat_dim(0, b).matmul(cols);
+        out + bias.clone().reshape([1, c_out, 1])
     }
 
     /// A decoder state for encoded audio `[batch, 1500, d]`.
@@ -231,8 +271,8 @@ impl<B: Backend> Whisper<B> {
     }
 
     /// Feeds `tokens` (`batch × n`, all rows the same length) and returns
-    /// the logits of the last position, `[batch, vocab]`.
-    pub fn step(&self, state: &mut DecoderState<B>, tokens: &[Vec<u32>]) -> Tensor<B, 2> {
+    /// the logits of the last position, `batch × vocab`, row-major.
+    pub fn step(&self, state: &mut DecoderState<B>, tokens: &[Vec<u32>]) -> Vec<f32> {
         let b = tokens.len();
         let n = tokens[0].len();
         let ids: Vec<i64> = tokens.iter().flatten().map(|&t| i64::from(t)).collect();
@@ -243,11 +283,7 @@ impl<B: Backend> Whisper<B> {
         let d = self.dims.d_model;
         let past = state.offset;
         let mut x = self.embed.clone().select(0, ids).reshape([b, n, d]);
-        x = x + self
-            .dec_pos
-            .clone()
-            .slice([past..past + n])
-            .unsqueeze::<3>();
+        x = x + self.dec_pos.clone().slice(past..past + n).unsqueeze::<3>();
         let mask = (n > 1).then(|| causal_mask::<B>(n, past, &self.device));
         let h = self.dims.heads;
         for (i, layer) in self.dec_layers.iter().enumerate() {
@@ -279,7 +315,44 @@ impl<B: Backend> Whisper<B> {
         state.offset += n;
         let last = x.slice([0..b, n - 1..n, 0..d]);
         let last = self.dec_norm.forward(last).reshape([b, d]);
-        last.matmul(self.embed_t.clone())
+        self.logits(last)
+    }
+
+    /// Logits `b × vocab`, row-major, of final hidden states `[b, d]`.
+    fn logits(&self, hidden: Tensor<B, 2>) -> Vec<f32> {
+        let Some(embed) = &self.host_embed else {
+            return hidden
+                .matmul(self.embed_t.clone())
+                .into_data()
+                .convert::<f32>()
+                .to_vec::<f32>()
+                .expect("f32 logits");
+        };
+        let [b, d] = hidden.dims();
+        let h: Vec<f32> = hidden
+            .into_data()
+            .convert::<f32>()
+            .to_vec::<f32>()
+            .expect("f32 hidden states");
+        let vocab = self.dims.vocab;
+        let mut out = vec![0.0f32; b * vocab];
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let rows_per = vocab.div_ceil(threads);
+        for (row, out_row) in out.chunks_mut(vocab).enumerate() {
+            let x = &h[row * d..(row + 1) * d];
+            std::thread::scope(|scope| {
+                for (part, chunk) in out_row.chunks_mut(rows_per).enumerate() {
+                    let base = part * rows_per;
+                    scope.spawn(move || {
+                        for (i, o) in chunk.iter_mut().enumerate() {
+                            let e = &embed[(base + i) * d..(base + i + 1) * d];
+                            *o = dot(e, x);
+                        }
+                    });
+                }
+            });
+        }
+        out
     }
 
     /// Keeps only the batch rows `keep` of a state (finished rows leave).
@@ -303,6 +376,22 @@ impl<B: Backend> Whisper<B> {
     pub fn device(&self) -> &B::Device {
         &self.device
     }
+}
+
+/// A dot product in 8 lanes (vectorised by the compiler).
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0.0f32; 8];
+    let chunks = a.len() / 8;
+    for c in 0..chunks {
+        for l in 0..8 {
+            acc[l] += a[c * 8 + l] * b[c * 8 + l];
+        }
+    }
+    let mut sum: f32 = acc.iter().sum();
+    for i in chunks * 8..a.len() {
+        sum += a[i] * b[i];
+    }
+    sum
 }
 
 fn causal_mask<B: Backend>(n: usize, past: usize, device: &B::Device) -> Tensor<B, 2> {

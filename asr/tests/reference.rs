@@ -19,7 +19,7 @@ fn transcribe_all() -> Vec<(String, Vec<Segment>)> {
     let dir = common::model_dir();
     let compute = Compute::for_device(DeviceId::Cpu).unwrap();
     with_backend!(&compute, |B, device| {
-        let t = flow_asr::load::<B>(&dir, &device).unwrap();
+        let t = flow_asr::load::<B>(&dir, &device, true).unwrap();
         CLIPS
             .iter()
             .map(|clip| {

@@ -1,0 +1,58 @@
+//! Transcribes 16 kHz WAV files with a Whisper model folder and prints the
+//! segments and the real-time factor:
+//! `cargo run --release -p flow-asr --example transcribe -- MODEL_DIR FILE...`.
+
+use std::time::Instant;
+
+use flow_backend::{with_backend, Compute};
+use flow_engine::device::DeviceId;
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let (dir, files) = args
+        .split_first()
+        .expect("usage: transcribe MODEL_DIR FILE...");
+    let compute = Compute::for_device(DeviceId::Cpu).expect("cpu");
+    with_backend!(&compute, |B, device| {
+        let t = flow_asr::load::<B>(dir.as_ref(), &device, true).expect("model");
+        let (mut audio, mut took) = (0.0, 0.0);
+        for file in files {
+            let samples = wav(file.as_ref());
+            let start = Instant::now();
+            let segments = t
+                .transcribe(&samples, &flow_asr::Options::default())
+                .expect("transcribe");
+            let secs = start.elapsed().as_secs_f64();
+            let len = samples.len() as f64 / 16_000.0;
+            for s in &segments {
+                println!("{file} [{:.2} → {:.2}]{}", s.start, s.end, s.text);
+            }
+            println!("{file}: {len:.1} s of audio in {secs:.2} s");
+            audio += len;
+            took += secs;
+        }
+        println!(
+            "flow real-time factor: {:.4} ({took:.2} s for {audio:.1} s)",
+            took / audio
+        );
+    })
+}
+
+/// Samples of a 16-bit PCM WAV file (the reference clips; decode other
+/// media with `audio.decode`).
+fn wav(path: &std::path::Path) -> Vec<f32> {
+    let bytes = std::fs::read(path).expect("readable file");
+    let mut i = 12;
+    while i + 8 <= bytes.len() {
+        let len = u32::from_le_bytes(bytes[i + 4..i + 8].try_into().expect("4 bytes")) as usize;
+        if &bytes[i..i + 4] == b"data" {
+            let end = (i + 8 + len).min(bytes.len());
+            return bytes[i + 8..end]
+                .chunks_exact(2)
+                .map(|c| f32::from(i16::from_le_bytes([c[0], c[1]])) / 32768.0)
+                .collect();
+        }
+        i += 8 + len + (len & 1);
+    }
+    panic!("{} is not a PCM WAV file", path.display());
+}
