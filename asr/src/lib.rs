@@ -4,6 +4,7 @@
 //! faster-whisper. See `docs/asr.md`.
 
 pub mod decode;
+pub mod hf;
 pub mod load;
 pub mod mel;
 pub mod model;
@@ -27,7 +28,8 @@ pub fn register(registry: &mut Registry) {
 }
 
 /// The decoding rules from the model folder's `config.json`
-/// (`suppress_ids`, `suppress_ids_begin`), plus the task tokens.
+/// (`suppress_ids`, `suppress_ids_begin`; Hugging Face: `suppress_tokens`,
+/// `begin_suppress_tokens`), plus the task tokens.
 fn rules(dir: &Path, vocab: &tokens::Vocabulary) -> Result<Rules, String> {
     let path = dir.join("config.json");
     let config: serde_json::Value = match std::fs::read_to_string(&path) {
@@ -36,8 +38,13 @@ fn rules(dir: &Path, vocab: &tokens::Vocabulary) -> Result<Rules, String> {
         Err(_) => serde_json::Value::Null,
     };
     let ids = |key: &str| -> Vec<u32> {
+        let hf_key = match key {
+            "suppress_ids" => "suppress_tokens",
+            _ => "begin_suppress_tokens",
+        };
         config[key]
             .as_array()
+            .or_else(|| config[hf_key].as_array())
             .map(|a| {
                 a.iter()
                     .filter_map(|v| v.as_u64())
@@ -68,7 +75,8 @@ fn rules(dir: &Path, vocab: &tokens::Vocabulary) -> Result<Rules, String> {
     })
 }
 
-/// Loads the Whisper model in `dir` (a CTranslate2 `model.bin` folder) on
+/// Loads the Whisper model in `dir` (a CTranslate2 `model.bin` folder, or a
+/// Hugging Face `model.safetensors` + `config.json` one) on
 /// `device`, with its tokenizer and rules. `host_logits`: see
 /// [`load::whisper`] (true on the CPU backend).
 ///
@@ -79,7 +87,11 @@ pub fn load<B: Backend>(
     device: &B::Device,
     host_logits: bool,
 ) -> Result<Transcriber<B>, String> {
-    let weights = Weights::read(&dir.join("model.bin")).map_err(|e| e.to_string())?;
+    let weights = match hf::is_hf(dir) {
+        true => hf::read(dir),
+        false => Weights::read(&dir.join("model.bin")),
+    }
+    .map_err(|e| e.to_string())?;
     let model = load::whisper::<B>(&weights, device, host_logits).map_err(|e| e.to_string())?;
     let vocab = tokens::Vocabulary::load(dir, model.dims.vocab)?;
     let rules = rules(dir, &vocab)?;
