@@ -1,6 +1,14 @@
-//! Stage kinds of the `text` crate (work in progress: see docs/).
+//! Text stage kinds for `flow`: `text.chunk` (transcript segments into
+//! chunks), `text.embed` (BERT-family sentence embeddings in burn) and
+//! `sink.embeddings` (vectors streamed into safetensors shards). See
+//! `docs/text.md`.
+
+pub mod bert;
+pub mod embedder;
 
 use flow_engine::Registry;
+
+pub use embedder::{EmbedSettings, Embedder, Encoder, Pooling};
 
 /// Adds this crate's stage kinds to `registry`.
 pub fn register(_registry: &mut Registry) {}

