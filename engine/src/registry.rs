@@ -324,6 +324,15 @@ pub trait Stage: Send + Sync {
     /// Frees the stage's model (a plan `Unload` node).
     fn unload(&self) {}
 
+    /// Called once after every item of the run was processed, before the
+    /// run ends (not after a crash): sinks seal what they keep open.
+    ///
+    /// # Errors
+    /// A message; the run reports it and still ends normally.
+    fn finish(&self) -> Result<(), String> {
+        Ok(())
+    }
+
     /// Working memory this item needs in a batch, from its actual input (for
     /// example seconds of audio), when the stage can tell. `None`: the
     /// plan's per-item figure. Simulated devices charge this.

@@ -4,11 +4,19 @@
 //! `docs/text.md`.
 
 pub mod bert;
+pub mod chunk;
+pub mod embed;
 pub mod embedder;
+pub mod shards;
+pub mod sink;
 
 use flow_engine::Registry;
 
 pub use embedder::{EmbedSettings, Embedder, Encoder, Pooling};
 
 /// Adds this crate's stage kinds to `registry`.
-pub fn register(_registry: &mut Registry) {}
+pub fn register(registry: &mut Registry) {
+    registry.register(chunk::ChunkKind);
+    registry.register(embed::EmbedKind);
+    registry.register(sink::EmbeddingsSinkKind);
+}

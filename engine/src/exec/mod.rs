@@ -327,6 +327,11 @@ pub fn execute(request: RunRequest) -> Result<RunSummary, ExecError> {
     let cached = context.cached.load(Ordering::Relaxed);
     let degraded = context.degraded.load(Ordering::Relaxed);
     item::unload_cpu_models(&context);
+    for (stage, id) in context.stages.iter().zip(&stage_ids) {
+        if let Err(message) = stage.finish() {
+            eprintln!("warning: stage `{id}` could not finish: {message}");
+        }
+    }
     for worker in context.workers.values() {
         worker.finish();
     }

@@ -1,0 +1,453 @@
+//! Embedding rows streamed to disk: safetensors shards of `shard_rows` rows,
+//! an append-only row manifest, and an open tail that survives crashes.
+//!
+//! Layout of the folder (see `docs/text.md`):
+//! - `manifest.json`: dim, shard size, committed row count, sealed shards.
+//!   Rewritten atomically after every append: it is the commit point.
+//! - `rows.jsonl`: one line per row, `{"row", "item", "index"}`, in row
+//!   order (the manifest of row ids).
+//! - `shard-NNNNN.safetensors`: tensor `embeddings`, `[rows, dim]` f32.
+//! - `open-NNNNN.f32`: rows of the shard being filled, raw little-endian
+//!   f32; sealed into `shard-NNNNN.safetensors` when full or at the end of
+//!   a run.
+//!
+//! Nothing here holds more than one shard of vectors in memory.
+
+use std::collections::VecDeque;
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// A sealed shard.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ShardInfo {
+    /// File name within the folder.
+    pub file: String,
+    /// Global index of its first row.
+    pub first_row: u64,
+    /// Rows in it.
+    pub rows: u64,
+}
+
+/// `manifest.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Manifest {
+    /// Width of every row.
+    pub dim: usize,
+    /// Rows per full shard.
+    pub shard_rows: u64,
+    /// Rows committed (sealed and open).
+    pub rows: u64,
+    /// Sealed shards, in row order.
+    pub shards: Vec<ShardInfo>,
+    /// The model that produced the vectors.
+    #[serde(default)]
+    pub model: String,
+}
+
+impl Manifest {
+    fn sealed_rows(&self) -> u64 {
+        self.shards.iter().map(|s| s.rows).sum()
+    }
+}
+
+/// One row's id in `rows.jsonl`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RowId {
+    /// Global row index.
+    pub row: u64,
+    /// The item it came from.
+    pub item: String,
+    /// Its index within the item (chunk or segment id).
+    pub index: usize,
+}
+
+/// Items whose rows were committed most recently: an item that comes again
+/// after a crash (committed here, not yet checkpointed by the engine) is
+/// not written twice.
+const RECENT_ITEMS: usize = 256;
+
+/// The writer of one embeddings folder.
+pub struct ShardWriter {
+    dir: PathBuf,
+    manifest: Manifest,
+    open: File,
+    rows_log: File,
+    recent: VecDeque<String>,
+}
+
+fn io_err(path: &Path, e: impl std::fmt::Display) -> String {
+    format!("`{}`: {e}", path.display())
+}
+
+fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), String> {
+    let tmp = path.with_extension("tmp");
+    let mut f = File::create(&tmp).map_err(|e| io_err(&tmp, e))?;
+    f.write_all(bytes).map_err(|e| io_err(&tmp, e))?;
+    f.sync_all().map_err(|e| io_err(&tmp, e))?;
+    std::fs::rename(&tmp, path).map_err(|e| io_err(path, e))
+}
+
+impl ShardWriter {
+    /// Opens `dir` for appending rows of width `dim`, creating it, or
+    /// continuing what an earlier (possibly crashed) run left: uncommitted
+    /// bytes past the manifest's row count are cut off.
+    ///
+    /// # Errors
+    /// I/O errors, or a folder that holds rows of another width.
+    pub fn open(dir: &Path, dim: usize, shard_rows: u64, model: &str) -> Result<Self, String> {
+        std::fs::create_dir_all(dir).map_err(|e| io_err(dir, e))?;
+        let path = dir.join("manifest.json");
+        let manifest = match std::fs::read_to_string(&path) {
+            Ok(text) => {
+                let m: Manifest = serde_json::from_str(&text).map_err(|e| io_err(&path, e))?;
+                if m.dim != dim {
+                    return Err(format!(
+                        "`{}` holds {}-wide rows, this model makes {dim}-wide ones: use another folder",
+                        dir.display(),
+                        m.dim
+                    ));
+                }
+                m
+            }
+            Err(_) => Manifest {
+                dim,
+                shard_rows: shard_rows.max(1),
+                rows: 0,
+                shards: Vec::new(),
+                model: model.to_string(),
+            },
+        };
+        let index = manifest.shards.len();
+        let open_path = dir.join(format!("open-{index:05}.f32"));
+        let open_rows = manifest.rows - manifest.sealed_rows();
+        let open = OpenOptions::new()
+            .create(true)
+            .read(true)
+            .append(true)
+            .open(&open_path)
+            .map_err(|e| io_err(&open_path, e))?;
+        open.set_len(open_rows * dim as u64 * 4)
+            .map_err(|e| io_err(&open_path, e))?;
+        let (rows_log, recent) = Self::open_rows_log(dir, manifest.rows)?;
+        let mut w = Self {
+            dir: dir.to_path_buf(),
+            manifest,
+            open,
+            rows_log,
+            recent,
+        };
+        // A seal that crashed before the manifest recorded it, and open
+        // files of shards already sealed.
+        if open_rows >= w.manifest.shard_rows {
+            w.seal()?;
+        }
+        w.save_manifest()?;
+        for i in 0..w.manifest.shards.len() {
+            let _ = std::fs::remove_file(dir.join(format!("open-{i:05}.f32")));
+        }
+        Ok(w)
+    }
+
+    /// Opens `rows.jsonl`, cutting it to `rows` lines, and collects the
+    /// most recent items.
+    fn open_rows_log(dir: &Path, rows: u64) -> Result<(File, VecDeque<String>), String> {
+        let path = dir.join("rows.jsonl");
+        let mut recent: VecDeque<String> = VecDeque::new();
+        let mut keep_bytes = 0u64;
+        if let Ok(f) = File::open(&path) {
+            let mut reader = BufReader::new(f);
+            let mut line = String::new();
+            for _ in 0..rows {
+                line.clear();
+                let n = reader.read_line(&mut line).map_err(|e| io_err(&path, e))?;
+                if n == 0 {
+                    return Err(format!(
+                        "`{}` has fewer rows than the manifest counts ({rows}): the folder is damaged",
+                        path.display()
+                    ));
+                }
+                keep_bytes += n as u64;
+                if let Ok(id) = serde_json::from_str::<RowId>(&line) {
+                    if recent.back() != Some(&id.item) {
+                        recent.push_back(id.item);
+                        if recent.len() > RECENT_ITEMS {
+                            recent.pop_front();
+                        }
+                    }
+                }
+            }
+        }
+        let log = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .map_err(|e| io_err(&path, e))?;
+        log.set_len(keep_bytes).map_err(|e| io_err(&path, e))?;
+        Ok((log, recent))
+    }
+
+    /// The manifest as committed.
+    pub fn manifest(&self) -> &Manifest {
+        &self.manifest
+    }
+
+    /// Whether `item`'s rows were committed recently (a re-run after a
+    /// crash): appending them again would duplicate them.
+    pub fn has_recent(&self, item: &str) -> bool {
+        self.recent.iter().any(|i| i == item)
+    }
+
+    /// Appends `vectors` (`count × dim`) of `item` and commits them; seals
+    /// every shard that fills. Returns the global index of the first row.
+    ///
+    /// # Errors
+    /// I/O errors; the rows are then not committed.
+    pub fn append(&mut self, item: &str, vectors: &[f32]) -> Result<u64, String> {
+        let dim = self.manifest.dim;
+        if vectors.len() % dim != 0 {
+            return Err(format!(
+                "{} values are not a whole number of {dim}-wide rows",
+                vectors.len()
+            ));
+        }
+        let first = self.manifest.rows;
+        let mut rest = vectors;
+        let mut index = 0usize;
+        while !rest.is_empty() {
+            let open_rows = self.manifest.rows - self.manifest.sealed_rows();
+            let room = (self.manifest.shard_rows - open_rows) as usize;
+            let take = room.min(rest.len() / dim);
+            let (now, later) = rest.split_at(take * dim);
+            let bytes: Vec<u8> = now.iter().flat_map(|v| v.to_le_bytes()).collect();
+            let mut ids = String::new();
+            for i in 0..take {
+                let id = RowId {
+                    row: self.manifest.rows + i as u64,
+                    item: item.to_string(),
+                    index: index + i,
+                };
+                ids.push_str(&serde_json::to_string(&id).unwrap_or_default());
+                ids.push('\n');
+            }
+            let open_path = self.open_path();
+            self.open
+                .write_all(&bytes)
+                .and_then(|()| self.open.sync_data())
+                .map_err(|e| io_err(&open_path, e))?;
+            let log_path = self.dir.join("rows.jsonl");
+            self.rows_log
+                .write_all(ids.as_bytes())
+                .and_then(|()| self.rows_log.sync_data())
+                .map_err(|e| io_err(&log_path, e))?;
+            self.manifest.rows += take as u64;
+            self.save_manifest()?;
+            index += take;
+            rest = later;
+            if self.manifest.rows - self.manifest.sealed_rows() >= self.manifest.shard_rows {
+                self.seal()?;
+            }
+        }
+        if self.recent.back().map(String::as_str) != Some(item) {
+            self.recent.push_back(item.to_string());
+            if self.recent.len() > RECENT_ITEMS {
+                self.recent.pop_front();
+            }
+        }
+        Ok(first)
+    }
+
+    fn open_path(&self) -> PathBuf {
+        self.dir
+            .join(format!("open-{:05}.f32", self.manifest.shards.len()))
+    }
+
+    fn save_manifest(&self) -> Result<(), String> {
+        let text = serde_json::to_string_pretty(&self.manifest).unwrap_or_default();
+        write_atomic(&self.dir.join("manifest.json"), text.as_bytes())
+    }
+
+    /// Turns the open rows (if any) into a sealed safetensors shard.
+    ///
+    /// # Errors
+    /// I/O errors; the rows then stay in the open file.
+    pub fn seal(&mut self) -> Result<(), String> {
+        let first_row = self.manifest.sealed_rows();
+        let rows = self.manifest.rows - first_row;
+        if rows == 0 {
+            return Ok(());
+        }
+        let index = self.manifest.shards.len();
+        let open_path = self.open_path();
+        let mut bytes = Vec::with_capacity(rows as usize * self.manifest.dim * 4);
+        self.open
+            .seek(SeekFrom::Start(0))
+            .and_then(|_| {
+                (&self.open)
+                    .take(rows * self.manifest.dim as u64 * 4)
+                    .read_to_end(&mut bytes)
+            })
+            .map_err(|e| io_err(&open_path, e))?;
+        let file = format!("shard-{index:05}.safetensors");
+        let path = self.dir.join(&file);
+        let view = safetensors::tensor::TensorView::new(
+            safetensors::Dtype::F32,
+            vec![rows as usize, self.manifest.dim],
+            &bytes,
+        )
+        .map_err(|e| io_err(&path, e))?;
+        let metadata = std::collections::HashMap::from([
+            ("first_row".to_string(), first_row.to_string()),
+            ("model".to_string(), self.manifest.model.clone()),
+        ]);
+        let data = safetensors::tensor::serialize([("embeddings", view)], Some(metadata))
+            .map_err(|e| io_err(&path, e))?;
+        write_atomic(&path, &data)?;
+        self.manifest.shards.push(ShardInfo {
+            file,
+            first_row,
+            rows,
+        });
+        self.save_manifest()?;
+        let next = self.open_path();
+        self.open = OpenOptions::new()
+            .create(true)
+            .read(true)
+            .append(true)
+            .open(&next)
+            .map_err(|e| io_err(&next, e))?;
+        self.open.set_len(0).map_err(|e| io_err(&next, e))?;
+        let _ = std::fs::remove_file(&open_path);
+        Ok(())
+    }
+}
+
+/// Reads every committed row of an embeddings folder in order, shard by
+/// shard (sealed shards, then the open rows), calling `each(row, vector)`.
+///
+/// # Errors
+/// A missing or damaged file.
+pub fn for_each_row(dir: &Path, mut each: impl FnMut(u64, &[f32])) -> Result<Manifest, String> {
+    let path = dir.join("manifest.json");
+    let text = std::fs::read_to_string(&path).map_err(|e| io_err(&path, e))?;
+    let m: Manifest = serde_json::from_str(&text).map_err(|e| io_err(&path, e))?;
+    let mut row = 0u64;
+    for s in &m.shards {
+        let p = dir.join(&s.file);
+        let bytes = std::fs::read(&p).map_err(|e| io_err(&p, e))?;
+        let st = safetensors::SafeTensors::deserialize(&bytes).map_err(|e| io_err(&p, e))?;
+        let t = st.tensor("embeddings").map_err(|e| io_err(&p, e))?;
+        let values: Vec<f32> = t
+            .data()
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect();
+        for v in values.chunks_exact(m.dim) {
+            each(row, v);
+            row += 1;
+        }
+    }
+    let open = dir.join(format!("open-{:05}.f32", m.shards.len()));
+    if row < m.rows {
+        let mut f = File::open(&open).map_err(|e| io_err(&open, e))?;
+        let mut buf = vec![0u8; m.dim * 4];
+        while row < m.rows {
+            f.read_exact(&mut buf).map_err(|e| io_err(&open, e))?;
+            let v: Vec<f32> = buf
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect();
+            each(row, &v);
+            row += 1;
+        }
+    }
+    Ok(m)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rows(start: usize, n: usize, dim: usize) -> Vec<f32> {
+        (start * dim..(start + n) * dim).map(|v| v as f32).collect()
+    }
+
+    #[test]
+    fn rows_fill_shards_and_the_tail_is_sealed_at_the_end() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = ShardWriter::open(dir.path(), 4, 10, "m").unwrap();
+        for i in 0..5 {
+            w.append(&format!("item{i}"), &rows(i * 7, 7, 4)).unwrap();
+        }
+        assert_eq!(w.manifest().shards.len(), 3);
+        w.seal().unwrap();
+        let m = w.manifest().clone();
+        assert_eq!(m.rows, 35);
+        let sizes: Vec<u64> = m.shards.iter().map(|s| s.rows).collect();
+        assert_eq!(sizes, [10, 10, 10, 5]);
+        let mut seen = Vec::new();
+        for_each_row(dir.path(), |r, v| {
+            assert_eq!(v[0], (r * 4) as f32);
+            seen.push(r);
+        })
+        .unwrap();
+        assert_eq!(seen, (0..35).collect::<Vec<u64>>());
+        let ids = std::fs::read_to_string(dir.path().join("rows.jsonl")).unwrap();
+        let last: RowId = serde_json::from_str(ids.lines().last().unwrap()).unwrap();
+        assert_eq!(
+            last,
+            RowId {
+                row: 34,
+                item: "item4".into(),
+                index: 6
+            }
+        );
+    }
+
+    #[test]
+    fn a_crash_loses_only_uncommitted_rows_and_the_next_run_continues() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let mut w = ShardWriter::open(dir.path(), 2, 4, "m").unwrap();
+            w.append("a", &rows(0, 3, 2)).unwrap();
+            w.append("b", &rows(3, 3, 2)).unwrap();
+            // Dropped without sealing: a crash.
+        }
+        // Half-written bytes of a batch in flight, past the commit point.
+        let open = dir.path().join("open-00001.f32");
+        let mut f = OpenOptions::new().append(true).open(&open).unwrap();
+        f.write_all(&[1, 2, 3, 4, 5]).unwrap();
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(dir.path().join("rows.jsonl"))
+            .unwrap()
+            .write_all(b"{\"row\": 6, \"item\": \"c\", \"ind")
+            .unwrap();
+
+        let mut w = ShardWriter::open(dir.path(), 2, 4, "m").unwrap();
+        assert_eq!(w.manifest().rows, 6);
+        assert!(w.has_recent("b"));
+        assert!(!w.has_recent("c"));
+        assert_eq!(w.append("c", &rows(6, 2, 2)).unwrap(), 6);
+        w.seal().unwrap();
+        let mut values = Vec::new();
+        let m = for_each_row(dir.path(), |_, v| values.extend_from_slice(v)).unwrap();
+        assert_eq!(m.rows, 8);
+        assert_eq!(values, rows(0, 8, 2));
+        let lines = std::fs::read_to_string(dir.path().join("rows.jsonl")).unwrap();
+        assert_eq!(lines.lines().count(), 8);
+        assert!(lines
+            .lines()
+            .all(|l| serde_json::from_str::<RowId>(l).is_ok()));
+    }
+
+    #[test]
+    fn a_folder_of_another_width_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        ShardWriter::open(dir.path(), 4, 10, "m").unwrap();
+        let err = ShardWriter::open(dir.path(), 8, 10, "m").err().unwrap();
+        assert!(err.contains("4-wide"), "{err}");
+    }
+}

@@ -1,0 +1,169 @@
+//! `sink.embeddings`: every item's `embeddings` rows appended, as they
+//! arrive, to safetensors shards in one folder (see [`crate::shards`]).
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use flow_engine::registry::{
+    parse_config, port, BuildContext, ConfigProblem, Output, Ports, Resources, Stage, StageError,
+    StageInput, StageKind, StageOutput,
+};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::shards::ShardWriter;
+
+/// Settings of `sink.embeddings`.
+///
+/// ```yaml
+/// with: { dir: out/embeddings, shard_rows: 10000 }
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EmbeddingsSinkConfig {
+    /// The folder of shards, relative to the workflow file. A later run
+    /// (or a resumed one) appends to it.
+    pub dir: PathBuf,
+    /// Rows per safetensors shard (default 10 000). At most one shard of
+    /// rows is ever held in memory, when it is sealed.
+    #[serde(default = "default_shard_rows")]
+    pub shard_rows: u64,
+}
+
+fn default_shard_rows() -> u64 {
+    10_000
+}
+
+/// The `sink.embeddings` kind.
+pub struct EmbeddingsSinkKind;
+
+impl StageKind for EmbeddingsSinkKind {
+    fn name(&self) -> &'static str {
+        "sink.embeddings"
+    }
+
+    fn summary(&self) -> &'static str {
+        "Append each item's embedding rows to safetensors shards with a manifest of row ids, committed as they arrive"
+    }
+
+    fn version(&self) -> u32 {
+        1
+    }
+
+    fn config_schema(&self) -> serde_json::Value {
+        serde_json::to_value(schemars::schema_for!(EmbeddingsSinkConfig)).unwrap_or_default()
+    }
+
+    fn check(&self, config: &serde_json::Value) -> Vec<ConfigProblem> {
+        match parse_config::<EmbeddingsSinkConfig>(config) {
+            Ok(c) if c.shard_rows == 0 => vec![ConfigProblem::new(
+                &["shard_rows"],
+                "`shard_rows` must be at least 1",
+            )],
+            Ok(_) => Vec::new(),
+            Err(p) => vec![p.help("`sink.embeddings` takes dir, shard_rows")],
+        }
+    }
+
+    fn ports(&self, _config: &serde_json::Value) -> Ports {
+        Ports {
+            inputs: vec![port::EMBEDDINGS.to_string()],
+            outputs: Vec::new(),
+        }
+    }
+
+    fn resources(&self) -> Resources {
+        Resources::default()
+    }
+
+    fn build(
+        &self,
+        ctx: &BuildContext<'_>,
+        config: &serde_json::Value,
+    ) -> Result<Arc<dyn Stage>, String> {
+        let config: EmbeddingsSinkConfig = parse_config(config).map_err(|p| p.message)?;
+        Ok(Arc::new(EmbeddingsSink {
+            dir: ctx.workflow_dir.join(&config.dir),
+            shard_rows: config.shard_rows,
+            writer: Mutex::new(None),
+        }))
+    }
+}
+
+struct EmbeddingsSink {
+    dir: PathBuf,
+    shard_rows: u64,
+    writer: Mutex<Option<ShardWriter>>,
+}
+
+fn read_f32(path: &std::path::Path) -> Result<Vec<f32>, StageError> {
+    let bytes = std::fs::read(path)
+        .map_err(|e| StageError::failed(format!("cannot read `{}`: {e}", path.display())))?;
+    Ok(bytes
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect())
+}
+
+impl Stage for EmbeddingsSink {
+    fn run(&self, input: &StageInput) -> Result<StageOutput, StageError> {
+        let out = input.find(port::EMBEDDINGS).next().ok_or_else(|| {
+            StageError::failed("no `embeddings` input: wire a text.embed stage into `needs`")
+        })?;
+        let value = out.value.clone().unwrap_or_default();
+        let dim = value["dim"].as_u64().unwrap_or(0) as usize;
+        let model = value["model"].as_str().unwrap_or("").to_string();
+        let vectors = match out.files.first() {
+            Some(f) => read_f32(f)?,
+            None => Vec::new(),
+        };
+        let mut slot = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+        if slot.is_none() {
+            if dim == 0 {
+                return Err(StageError::failed("the `embeddings` input has no `dim`"));
+            }
+            *slot = Some(
+                ShardWriter::open(&self.dir, dim, self.shard_rows, &model)
+                    .map_err(StageError::failed)?,
+            );
+        }
+        let writer = slot
+            .as_mut()
+            .ok_or_else(|| StageError::failed("no writer"))?;
+        let m = writer.manifest();
+        if !m.model.is_empty() && !model.is_empty() && m.model != model {
+            return Err(StageError::failed(format!(
+                "`{}` holds vectors of `{}`, not of `{model}`: write them to another folder",
+                self.dir.display(),
+                m.model
+            )));
+        }
+        let id = &input.item.id;
+        let (first_row, rows) = if writer.has_recent(id) {
+            // Committed before a crash, not yet checkpointed: already there.
+            (None, 0)
+        } else {
+            let first = writer.append(id, &vectors).map_err(StageError::failed)?;
+            (Some(first), vectors.len() / dim.max(1))
+        };
+        Ok(StageOutput {
+            outputs: vec![Output {
+                port: "written".to_string(),
+                files: Vec::new(),
+                value: Some(serde_json::json!({
+                    "dir": self.dir.display().to_string(),
+                    "first_row": first_row,
+                    "rows": rows,
+                })),
+            }],
+        })
+    }
+
+    fn finish(&self) -> Result<(), String> {
+        let mut slot = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+        match slot.as_mut() {
+            Some(w) => w.seal(),
+            None => Ok(()),
+        }
+    }
+}
