@@ -1,10 +1,12 @@
-//! Items: the inputs a workflow processes (files, URLs).
+//! Items: the inputs a workflow processes (files, URLs, rows of a table).
 
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
 use crate::spec::InputsSpec;
+
+pub use crate::rows::row_text;
 
 /// One input of a run.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -19,6 +21,18 @@ pub struct Item {
     /// Why the item cannot be processed at all (a missing file), if so.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// For `inputs: { rows: … }`: where the row is in `source` (the table).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub row: Option<RowRef>,
+}
+
+/// Where one row of a table is: read its text with [`row_text`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RowRef {
+    /// Byte offset of the row (its line, or its CSV record) in the file.
+    pub offset: u64,
+    /// The field holding its text.
+    pub field: String,
 }
 
 /// Why the inputs could not be listed.
@@ -30,6 +44,14 @@ pub enum ItemsError {
         /// The pattern.
         pattern: String,
         /// The parser's reason.
+        reason: String,
+    },
+    /// The table of `inputs: { rows: … }` could not be read.
+    #[error("cannot read the rows of `{}`: {reason}", path.display())]
+    Rows {
+        /// The table.
+        path: PathBuf,
+        /// What went wrong.
         reason: String,
     },
     /// The list file could not be read.
@@ -49,6 +71,9 @@ pub enum ItemsError {
 pub fn discover(inputs: &InputsSpec, base: &Path) -> Result<Vec<Item>, ItemsError> {
     if let Some(pattern) = &inputs.files {
         return glob_items(pattern, base);
+    }
+    if let Some(rows) = &inputs.rows {
+        return crate::rows::discover(rows, base);
     }
     let lines: Vec<String> = if let Some(list) = &inputs.list {
         let path = base.join(list);
@@ -104,6 +129,7 @@ fn item_for(entry: &str, base: &Path) -> Item {
             source: entry.to_string(),
             fingerprint: format!("url:{entry}"),
             error: None,
+            row: None,
         };
     }
     file_item(&base.join(entry), base)
@@ -136,6 +162,7 @@ fn file_item(path: &Path, base: &Path) -> Item {
         source: path.to_string_lossy().into_owned(),
         fingerprint,
         error,
+        row: None,
     }
 }
 

@@ -21,6 +21,7 @@ pub mod planner;
 pub mod registry;
 pub mod render;
 pub mod report;
+pub mod rows;
 pub mod size;
 pub mod spec;
 pub mod state;

@@ -27,7 +27,8 @@ use crate::Embedder;
 pub struct EmbedConfig {
     /// What to embed: `chunks` (a `text.chunk` output) or `segments` (of a
     /// `speakers` or `transcript` output). Default: chunks when an upstream
-    /// stage produces them, else segments.
+    /// stage produces them, else segments; items of `inputs: { rows: … }`
+    /// with no such upstream embed the row's text.
     #[serde(default)]
     pub of: Option<String>,
     /// Most texts encoded in one forward pass; texts of similar length are
@@ -142,8 +143,17 @@ struct EmbedStage {
     loaded: Mutex<Option<Loaded>>,
 }
 
-/// The texts of one item and what they are.
+/// The texts of one item and what they are: its chunks, its transcript
+/// segments, or (an item of `inputs: { rows: … }` with neither upstream)
+/// the row's own text.
 fn texts(input: &StageInput, of: Option<&str>) -> Result<(Vec<String>, &'static str), StageError> {
+    let upstream_text = [port::CHUNKS, port::SPEAKERS, port::TRANSCRIPT]
+        .iter()
+        .any(|p| input.find(p).next().is_some());
+    if input.item.row.is_some() && !upstream_text {
+        let text = flow_engine::items::row_text(&input.item).map_err(StageError::failed)?;
+        return Ok((vec![text], "rows"));
+    }
     let chunks = input
         .find(port::CHUNKS)
         .find_map(|o| o.value.as_ref())

@@ -111,7 +111,10 @@ fn tokenize(tok: &Tokenizer, texts: &[&str], max: usize) -> Result<Vec<Vec<u32>>
 }
 
 /// Groups text indices by token count into batches of at most
-/// `max_batch` texts and `max_tokens` padded positions, longest first.
+/// `max_batch` texts and `max_tokens` padded positions, longest first. A
+/// text joins a batch only if padding it to the batch's length wastes at
+/// most a quarter of that length (or 8 tokens), so one long text does not
+/// make a whole batch long.
 pub fn length_batches(lens: &[usize], max_batch: usize, max_tokens: usize) -> Vec<Vec<usize>> {
     let mut order: Vec<usize> = (0..lens.len()).collect();
     order.sort_by_key(|&i| std::cmp::Reverse(lens[i]));
@@ -120,7 +123,10 @@ pub fn length_batches(lens: &[usize], max_batch: usize, max_tokens: usize) -> Ve
         let fits = batches.last().is_some_and(|b| {
             // The batch's padded length is its first (longest) text's.
             let padded = lens[b[0]].max(1);
-            b.len() < max_batch && (b.len() + 1) * padded <= max_tokens
+            let waste = padded - lens[i].min(padded);
+            b.len() < max_batch
+                && (b.len() + 1) * padded <= max_tokens
+                && waste <= (padded / 4).max(8)
         });
         match fits {
             true => batches.last_mut().map(|b| b.push(i)).unwrap_or(()),
@@ -311,5 +317,28 @@ impl Embedder {
             #[cfg(feature = "cuda")]
             Loaded::Gpu(e) => e.embed(texts, max_batch),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::length_batches;
+
+    #[test]
+    fn batches_group_similar_lengths_and_respect_the_limits() {
+        let lens = [256, 12, 14, 10, 200, 13, 11, 9, 250];
+        let batches = length_batches(&lens, 3, 1024);
+        let mut seen: Vec<usize> = batches.iter().flatten().copied().collect();
+        seen.sort_unstable();
+        assert_eq!(seen, (0..lens.len()).collect::<Vec<_>>());
+        for b in &batches {
+            assert!(b.len() <= 3);
+            let longest = b.iter().map(|&i| lens[i]).max().unwrap();
+            assert!(b.len() * longest <= 1024);
+            assert!(b.iter().all(|&i| longest - lens[i] <= (longest / 4).max(8)));
+        }
+        // The long texts are not padded with the short ones.
+        assert!(batches.iter().any(|b| b.contains(&0) && b.contains(&8)));
+        assert!(batches.iter().all(|b| !(b.contains(&0) && b.contains(&1))));
     }
 }

@@ -10,10 +10,12 @@
 //! - `open-NNNNN.f32`: rows of the shard being filled, raw little-endian
 //!   f32; sealed into `shard-NNNNN.safetensors` when full or at the end of
 //!   a run.
+//! - `index/`: a sled database, item key → its first row, so an item whose
+//!   rows are already committed is never appended twice (a re-run after a
+//!   crash, `--fresh`, or a later run over the same corpus).
 //!
 //! Nothing here holds more than one shard of vectors in memory.
 
-use std::collections::VecDeque;
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
@@ -64,18 +66,13 @@ pub struct RowId {
     pub index: usize,
 }
 
-/// Items whose rows were committed most recently: an item that comes again
-/// after a crash (committed here, not yet checkpointed by the engine) is
-/// not written twice.
-const RECENT_ITEMS: usize = 256;
-
 /// The writer of one embeddings folder.
 pub struct ShardWriter {
     dir: PathBuf,
     manifest: Manifest,
     open: File,
     rows_log: File,
-    recent: VecDeque<String>,
+    index: sled::Db,
 }
 
 fn io_err(path: &Path, e: impl std::fmt::Display) -> String {
@@ -131,13 +128,19 @@ impl ShardWriter {
             .map_err(|e| io_err(&open_path, e))?;
         open.set_len(open_rows * dim as u64 * 4)
             .map_err(|e| io_err(&open_path, e))?;
-        let (rows_log, recent) = Self::open_rows_log(dir, manifest.rows)?;
+        let rows_log = Self::open_rows_log(dir, manifest.rows)?;
+        let index_dir = dir.join("index");
+        let index = sled::Config::new()
+            .path(&index_dir)
+            .cache_capacity(8 << 20)
+            .open()
+            .map_err(|e| io_err(&index_dir, e))?;
         let mut w = Self {
             dir: dir.to_path_buf(),
             manifest,
             open,
             rows_log,
-            recent,
+            index,
         };
         // A seal that crashed before the manifest recorded it, and open
         // files of shards already sealed.
@@ -151,18 +154,18 @@ impl ShardWriter {
         Ok(w)
     }
 
-    /// Opens `rows.jsonl`, cutting it to `rows` lines, and collects the
-    /// most recent items.
-    fn open_rows_log(dir: &Path, rows: u64) -> Result<(File, VecDeque<String>), String> {
+    /// Opens `rows.jsonl`, cutting it to `rows` lines.
+    fn open_rows_log(dir: &Path, rows: u64) -> Result<File, String> {
         let path = dir.join("rows.jsonl");
-        let mut recent: VecDeque<String> = VecDeque::new();
         let mut keep_bytes = 0u64;
         if let Ok(f) = File::open(&path) {
             let mut reader = BufReader::new(f);
-            let mut line = String::new();
+            let mut line = Vec::new();
             for _ in 0..rows {
                 line.clear();
-                let n = reader.read_line(&mut line).map_err(|e| io_err(&path, e))?;
+                let n = reader
+                    .read_until(b'\n', &mut line)
+                    .map_err(|e| io_err(&path, e))?;
                 if n == 0 {
                     return Err(format!(
                         "`{}` has fewer rows than the manifest counts ({rows}): the folder is damaged",
@@ -170,14 +173,6 @@ impl ShardWriter {
                     ));
                 }
                 keep_bytes += n as u64;
-                if let Ok(id) = serde_json::from_str::<RowId>(&line) {
-                    if recent.back() != Some(&id.item) {
-                        recent.push_back(id.item);
-                        if recent.len() > RECENT_ITEMS {
-                            recent.pop_front();
-                        }
-                    }
-                }
             }
         }
         let log = OpenOptions::new()
@@ -186,7 +181,7 @@ impl ShardWriter {
             .open(&path)
             .map_err(|e| io_err(&path, e))?;
         log.set_len(keep_bytes).map_err(|e| io_err(&path, e))?;
-        Ok((log, recent))
+        Ok(log)
     }
 
     /// The manifest as committed.
@@ -194,18 +189,22 @@ impl ShardWriter {
         &self.manifest
     }
 
-    /// Whether `item`'s rows were committed recently (a re-run after a
-    /// crash): appending them again would duplicate them.
-    pub fn has_recent(&self, item: &str) -> bool {
-        self.recent.iter().any(|i| i == item)
+    /// The first row of `key`'s committed rows, if they are in the folder
+    /// (the key names an item and its version: see the sink).
+    pub fn committed(&self, key: &str) -> Option<u64> {
+        let value = self.index.get(key.as_bytes()).ok()??;
+        let first = u64::from_le_bytes(value.as_ref().try_into().ok()?);
+        // An entry written just before a crash that never committed its rows.
+        (first < self.manifest.rows || first == u64::MAX).then_some(first)
     }
 
-    /// Appends `vectors` (`count × dim`) of `item` and commits them; seals
-    /// every shard that fills. Returns the global index of the first row.
+    /// Appends `vectors` (`count × dim`) of `item` and commits them under
+    /// `key` (see [`ShardWriter::committed`]); seals every shard that fills.
+    /// Returns the global index of the first row.
     ///
     /// # Errors
     /// I/O errors; the rows are then not committed.
-    pub fn append(&mut self, item: &str, vectors: &[f32]) -> Result<u64, String> {
+    pub fn append(&mut self, item: &str, key: &str, vectors: &[f32]) -> Result<u64, String> {
         let dim = self.manifest.dim;
         if vectors.len() % dim != 0 {
             return Err(format!(
@@ -214,6 +213,13 @@ impl ShardWriter {
             ));
         }
         let first = self.manifest.rows;
+        // Recorded before the rows commit; `committed` ignores it until they
+        // do. An item with no rows is recorded as `u64::MAX`.
+        let mark = if vectors.is_empty() { u64::MAX } else { first };
+        self.index
+            .insert(key.as_bytes(), &mark.to_le_bytes())
+            .and_then(|_| self.index.flush())
+            .map_err(|e| io_err(&self.dir.join("index"), e))?;
         let mut rest = vectors;
         let mut index = 0usize;
         while !rest.is_empty() {
@@ -248,12 +254,6 @@ impl ShardWriter {
             rest = later;
             if self.manifest.rows - self.manifest.sealed_rows() >= self.manifest.shard_rows {
                 self.seal()?;
-            }
-        }
-        if self.recent.back().map(String::as_str) != Some(item) {
-            self.recent.push_back(item.to_string());
-            if self.recent.len() > RECENT_ITEMS {
-                self.recent.pop_front();
             }
         }
         Ok(first)
@@ -379,7 +379,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut w = ShardWriter::open(dir.path(), 4, 10, "m").unwrap();
         for i in 0..5 {
-            w.append(&format!("item{i}"), &rows(i * 7, 7, 4)).unwrap();
+            let item = format!("item{i}");
+            w.append(&item, &item, &rows(i * 7, 7, 4)).unwrap();
         }
         assert_eq!(w.manifest().shards.len(), 3);
         w.seal().unwrap();
@@ -411,8 +412,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         {
             let mut w = ShardWriter::open(dir.path(), 2, 4, "m").unwrap();
-            w.append("a", &rows(0, 3, 2)).unwrap();
-            w.append("b", &rows(3, 3, 2)).unwrap();
+            w.append("a", "a", &rows(0, 3, 2)).unwrap();
+            w.append("b", "b", &rows(3, 3, 2)).unwrap();
+            // "c" was being written when the process died: its index entry
+            // exists, its rows did not commit.
+            w.index.insert("c", &6u64.to_le_bytes()).unwrap();
             // Dropped without sealing: a crash.
         }
         // Half-written bytes of a batch in flight, past the commit point.
@@ -428,9 +432,11 @@ mod tests {
 
         let mut w = ShardWriter::open(dir.path(), 2, 4, "m").unwrap();
         assert_eq!(w.manifest().rows, 6);
-        assert!(w.has_recent("b"));
-        assert!(!w.has_recent("c"));
-        assert_eq!(w.append("c", &rows(6, 2, 2)).unwrap(), 6);
+        assert_eq!(w.committed("b"), Some(3));
+        assert_eq!(w.committed("c"), None);
+        assert_eq!(w.committed("never"), None);
+        assert_eq!(w.append("c", "c", &rows(6, 2, 2)).unwrap(), 6);
+        assert_eq!(w.committed("c"), Some(6));
         w.seal().unwrap();
         let mut values = Vec::new();
         let m = for_each_row(dir.path(), |_, v| values.extend_from_slice(v)).unwrap();

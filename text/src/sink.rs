@@ -139,12 +139,17 @@ impl Stage for EmbeddingsSink {
             )));
         }
         let id = &input.item.id;
-        let (first_row, rows) = if writer.has_recent(id) {
-            // Committed before a crash, not yet checkpointed: already there.
-            (None, 0)
-        } else {
-            let first = writer.append(id, &vectors).map_err(StageError::failed)?;
-            (Some(first), vectors.len() / dim.max(1))
+        // The item in this version (files: size and time; rows: content).
+        let key = format!("{id}\u{0}{}", input.item.fingerprint);
+        let rows = vectors.len() / dim.max(1);
+        let (first_row, appended) = match writer.committed(&key) {
+            Some(first) => (first, false),
+            None => (
+                writer
+                    .append(id, &key, &vectors)
+                    .map_err(StageError::failed)?,
+                true,
+            ),
         };
         Ok(StageOutput {
             outputs: vec![Output {
@@ -152,8 +157,9 @@ impl Stage for EmbeddingsSink {
                 files: Vec::new(),
                 value: Some(serde_json::json!({
                     "dir": self.dir.display().to_string(),
-                    "first_row": first_row,
+                    "first_row": (rows > 0).then_some(first_row),
                     "rows": rows,
+                    "appended": appended,
                 })),
             }],
         })

@@ -305,6 +305,13 @@ async fn compute(
         Err(e)
     } else if stage.kind.resources().inline {
         ctx.stages[si].run(&input)
+    } else if stage.kind.resources().accelerator && placement.batch > 1 {
+        let batcher = ctx.cpu_batchers[si].get_or_init(|| {
+            super::batcher::CpuBatcher::start(ctx.stages[si].clone(), placement.batch as usize)
+        });
+        // No concurrency permit: it would cap the batch; the batcher runs
+        // one batch at a time.
+        batcher.run(input).await
     } else {
         let permit = ctx.limits[si].clone().acquire_owned().await;
         let runnable = ctx.stages[si].clone();

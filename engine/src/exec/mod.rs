@@ -6,6 +6,7 @@
 //! result is checkpointed before anything downstream can depend on it being
 //! durable (see [`crate::state`]).
 
+mod batcher;
 mod device;
 pub mod faults;
 mod item;
@@ -123,6 +124,9 @@ struct RunContext {
     /// Results from runs before this one are ignored (`--fresh`).
     min_result_run: u64,
     limits: Vec<Arc<Semaphore>>,
+    /// Batch queues of model stages on the CPU with a plan batch above 1,
+    /// started on first use.
+    cpu_batchers: Vec<std::sync::OnceLock<batcher::CpuBatcher>>,
     workers: BTreeMap<DeviceId, device::Worker>,
     counters: Vec<StageCounters>,
     computed: AtomicUsize,
@@ -286,8 +290,12 @@ pub fn execute(request: RunRequest) -> Result<RunSummary, ExecError> {
             }
         }
         let cpu_models = (0..stages.len()).map(|_| Mutex::new(None)).collect();
+        let cpu_batchers = (0..stages.len())
+            .map(|_| std::sync::OnceLock::new())
+            .collect();
         RunContext {
             cpu_models,
+            cpu_batchers,
             degraded: AtomicUsize::new(0),
             last_wave: AtomicBool::new(false),
             workflow: workflow.clone(),

@@ -50,6 +50,7 @@ fn check_inputs(parts: &Parts<'_>, errors: &mut Vec<ConfigError>) {
         inputs.files.is_some(),
         inputs.list.is_some(),
         inputs.items.is_some(),
+        inputs.rows.is_some(),
     ]
     .iter()
     .filter(|b| **b)
@@ -59,7 +60,7 @@ fn check_inputs(parts: &Parts<'_>, errors: &mut Vec<ConfigError>) {
             ConfigError::new(
                 "flow::inputs",
                 format!(
-                    "`inputs` must have exactly one of `files`, `list` or `items`, not {given}"
+                    "`inputs` must have exactly one of `files`, `list`, `items` or `rows`, not {given}"
                 ),
             )
             .at(node_at(parts.root, &p(&["inputs"])).span, "here")

@@ -44,7 +44,7 @@ pub struct WorkflowSpec {
     pub stages: IndexMap<Ident, StageSpec>,
 }
 
-/// Where the items come from. Give exactly one of the three keys.
+/// Where the items come from. Give exactly one of the four keys.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct InputsSpec {
@@ -58,6 +58,39 @@ pub struct InputsSpec {
     /// Paths (relative to the workflow file) or URLs, inline.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub items: Option<Vec<String>>,
+    /// The rows of a JSONL or CSV file, one item per row (text corpora).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rows: Option<RowsSpec>,
+}
+
+/// `inputs: { rows: … }`: every row of a table is an item.
+///
+/// ```yaml
+/// inputs: { rows: { file: corpus.jsonl, text: text, id: id } }
+/// ```
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RowsSpec {
+    /// The table, relative to the workflow file: JSON Lines (`.jsonl`,
+    /// `.ndjson`: one object per line) or CSV (`.csv`, with a header row).
+    pub file: PathBuf,
+    /// The field (JSONL key or CSV column) holding the row's text. Default
+    /// `text`.
+    #[serde(default = "default_text_field")]
+    pub text: String,
+    /// The field holding the row's id (a string or a number). Default `id`;
+    /// rows without it are numbered by their line (JSONL) or record (CSV),
+    /// from 1.
+    #[serde(default = "default_id_field")]
+    pub id: String,
+}
+
+fn default_text_field() -> String {
+    "text".into()
+}
+
+fn default_id_field() -> String {
+    "id".into()
 }
 
 /// Memory settings of one device.

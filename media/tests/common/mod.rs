@@ -124,6 +124,7 @@ impl Harness {
                 source: source.to_string(),
                 fingerprint: "test".to_string(),
                 error: None,
+                row: None,
             }),
             upstream,
             out_dir: out_dir.clone(),
