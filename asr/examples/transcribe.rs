@@ -26,7 +26,7 @@ fn main() {
             let samples = wav(file.as_ref());
             let start = Instant::now();
             let segments = t
-                .transcribe(&samples, &flow_asr::Options::default())
+                .transcribe(&samples, &flow_asr::Options::greedy())
                 .expect("transcribe");
             let secs = start.elapsed().as_secs_f64();
             let len = samples.len() as f64 / 16_000.0;

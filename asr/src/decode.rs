@@ -1,4 +1,4 @@
-//! Greedy decoding of one 30 s window with Whisper's logit rules:
+//! Decoding of 30 s windows (greedy, or sampled at a temperature) with Whisper's logit rules:
 //! blank suppression at the start, non-speech token suppression, and the
 //! timestamp rules (pairs, never decreasing, an initial timestamp within
 //! the first second, timestamps forced when they are likelier than text).
@@ -109,6 +109,67 @@ fn argmax(x: &[f32]) -> usize {
     best
 }
 
+/// A small deterministic random generator (SplitMix64) for sampling at a
+/// temperature: the same seed gives the same transcript.
+#[derive(Debug, Clone)]
+pub struct Rng(u64);
+
+impl Rng {
+    /// A generator started from `seed`.
+    pub fn new(seed: u64) -> Self {
+        Self(seed)
+    }
+
+    /// A uniform number in `[0, 1)`.
+    pub fn uniform(&mut self) -> f64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^= z >> 31;
+        (z >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+/// How the next token is chosen.
+pub enum Choice<'a> {
+    /// The likeliest token (temperature 0).
+    Greedy,
+    /// A token drawn from the softmax of the logits divided by
+    /// `temperature` (Whisper's fallback when greedy output is bad).
+    Sample {
+        /// Above 0.
+        temperature: f64,
+        /// The generator.
+        rng: &'a mut Rng,
+    },
+}
+
+impl Choice<'_> {
+    fn pick(&mut self, logits: &[f32]) -> usize {
+        match self {
+            Choice::Greedy => argmax(logits),
+            Choice::Sample { temperature, rng } => {
+                let t = temperature.max(1e-6);
+                let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
+                let weights: Vec<f64> = logits
+                    .iter()
+                    .map(|&v| ((v as f64 - max) / t).exp())
+                    .collect();
+                let total: f64 = weights.iter().sum();
+                let mut target = rng.uniform() * total;
+                for (i, w) in weights.iter().enumerate() {
+                    if *w > 0.0 && target < *w {
+                        return i;
+                    }
+                    target -= w;
+                }
+                argmax(logits)
+            }
+        }
+    }
+}
+
 /// Greedily decodes after `prompt` for every window in `state` (one
 /// prompt per window, all of the same length), at most `max_new` tokens.
 pub fn greedy<B: Backend>(
@@ -117,6 +178,21 @@ pub fn greedy<B: Backend>(
     prompts: &[Vec<u32>],
     rules: &Rules,
     max_new: usize,
+) -> Vec<Decoded> {
+    decode(model, state, prompts, rules, max_new, &mut Choice::Greedy)
+}
+
+/// Decodes after `prompt` for every window in `state` (one prompt per
+/// window, all of the same length), at most `max_new` tokens, choosing
+/// tokens by `choice`. `sum_logprob` is always of the unscaled
+/// log-probabilities, as faster-whisper reports it.
+pub fn decode<B: Backend>(
+    model: &Whisper<B>,
+    state: &mut DecoderState<B>,
+    prompts: &[Vec<u32>],
+    rules: &Rules,
+    max_new: usize,
+    choice: &mut Choice<'_>,
 ) -> Vec<Decoded> {
     let b = prompts.len();
     let vocab = model.dims.vocab;
@@ -141,7 +217,7 @@ pub fn greedy<B: Backend>(
             let l = &mut logits[row * vocab..(row + 1) * vocab];
             rules.apply(l, &out[seq].tokens);
             let lp = log_softmax(l);
-            let t = argmax(l);
+            let t = choice.pick(l);
             out[seq].sum_logprob += lp[t];
             if t as u32 == rules.specials.eot {
                 continue;
@@ -161,4 +237,37 @@ pub fn greedy<B: Backend>(
         logits = model.step(state, &next);
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Choice, Rng};
+
+    #[test]
+    fn sampling_is_seeded_and_follows_the_temperature() {
+        let logits = [2.0f32, 1.0, 0.0, f32::NEG_INFINITY];
+        let draw = |t: f64, seed: u64| {
+            let mut rng = Rng::new(seed);
+            let mut counts = [0usize; 4];
+            for _ in 0..4000 {
+                let mut c = Choice::Sample {
+                    temperature: t,
+                    rng: &mut rng,
+                };
+                counts[c.pick(&logits)] += 1;
+            }
+            counts
+        };
+        assert_eq!(draw(1.0, 7), draw(1.0, 7), "same seed, same draws");
+        let hot = draw(1.0, 7);
+        assert_eq!(hot[3], 0, "a masked token is never drawn");
+        // softmax(2, 1, 0) = 0.665, 0.245, 0.090
+        assert!((hot[0] as f64 / 4000.0 - 0.665).abs() < 0.03, "{hot:?}");
+        assert!((hot[2] as f64 / 4000.0 - 0.090).abs() < 0.02, "{hot:?}");
+        let cold = draw(0.05, 7);
+        assert!(
+            cold[0] > 3990,
+            "a low temperature is nearly greedy: {cold:?}"
+        );
+    }
 }

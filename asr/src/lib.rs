@@ -4,10 +4,12 @@
 //! faster-whisper. See `docs/asr.md`.
 
 pub mod decode;
+pub mod fallback;
 pub mod hf;
 pub mod load;
 pub mod mel;
 pub mod model;
+pub mod regions;
 pub mod stage;
 pub mod tokens;
 pub mod transcribe;
@@ -20,6 +22,7 @@ use flow_engine::Registry;
 
 pub use decode::Rules;
 pub use model::Whisper;
+pub use regions::merge_regions;
 pub use transcribe::{Options, Segment, Transcriber};
 
 /// Adds this crate's stage kinds to `registry`.

@@ -32,9 +32,46 @@ pub struct WhisperConfig {
     /// silence. Default 0.6.
     #[serde(default = "default_no_speech")]
     pub no_speech_threshold: f64,
-    /// See `no_speech_threshold`. Default -1.0.
+    /// See `no_speech_threshold`; a window whose mean token
+    /// log-probability is below this is also decoded again at the next of
+    /// `temperatures`. Default -1.0.
     #[serde(default = "default_log_prob")]
     pub log_prob_threshold: f64,
+    /// Temperatures tried in turn for each 30 s window: 0 is greedy; a
+    /// window whose text is too repetitive (`compression_ratio_threshold`)
+    /// or too unlikely (`log_prob_threshold`) is decoded again at the next,
+    /// sampling `best_of` candidates. `[0]` turns the fallback off. Default
+    /// `[0, 0.2, 0.4, 0.6, 0.8, 1.0]` (faster-whisper's).
+    #[serde(default = "default_temperatures")]
+    pub temperatures: Vec<f64>,
+    /// A window whose text compresses better than this (zlib: length over
+    /// compressed length) is repetitive and falls back. Default 2.4.
+    #[serde(default = "default_compression")]
+    pub compression_ratio_threshold: f64,
+    /// Candidates sampled per window at a temperature above 0; the likeliest
+    /// is kept. Default 5.
+    #[serde(default = "default_best_of")]
+    pub best_of: usize,
+    /// When the stage also needs a `vad.silero` stage (a `speech_regions`
+    /// input), speech regions are merged into chunks of up to 30 s and the
+    /// chunks of all items in a batch are decoded together, at most this
+    /// many windows per forward pass (WhisperX's approach; no prompt from
+    /// earlier text). Default 8.
+    #[serde(default = "default_max_windows")]
+    pub max_windows: usize,
+}
+
+fn default_temperatures() -> Vec<f64> {
+    vec![0.0, 0.2, 0.4, 0.6, 0.8, 1.0]
+}
+fn default_compression() -> f64 {
+    2.4
+}
+fn default_best_of() -> usize {
+    5
+}
+fn default_max_windows() -> usize {
+    8
 }
 
 fn default_language() -> String {
@@ -57,6 +94,10 @@ impl WhisperConfig {
             condition_on_previous_text: self.condition_on_previous_text,
             no_speech_threshold: Some(self.no_speech_threshold),
             log_prob_threshold: Some(self.log_prob_threshold),
+            temperatures: self.temperatures.clone(),
+            compression_ratio_threshold: Some(self.compression_ratio_threshold),
+            best_of: self.best_of,
+            ..Options::default()
         }
     }
 }
@@ -74,7 +115,7 @@ impl StageKind for WhisperKind {
     }
 
     fn version(&self) -> u32 {
-        1
+        2
     }
 
     fn config_schema(&self) -> serde_json::Value {
@@ -87,9 +128,19 @@ impl StageKind for WhisperKind {
                 &["no_speech_threshold"],
                 "`no_speech_threshold` is a probability, between 0 and 1",
             )],
+            Ok(c) if c.temperatures.iter().any(|t| !(0.0..=2.0).contains(t)) => {
+                vec![ConfigProblem::new(
+                    &["temperatures"],
+                    "every temperature must be between 0 and 2",
+                )]
+            }
+            Ok(c) if c.best_of == 0 || c.max_windows == 0 => vec![ConfigProblem::new(
+                &[if c.best_of == 0 { "best_of" } else { "max_windows" }],
+                "must be at least 1",
+            )],
             Ok(_) => Vec::new(),
             Err(p) => vec![p.help(
-                "`asr.whisper` takes language, condition_on_previous_text, no_speech_threshold, log_prob_threshold",
+                "`asr.whisper` takes language, condition_on_previous_text, no_speech_threshold, log_prob_threshold, temperatures, compression_ratio_threshold, best_of, max_windows",
             )],
         }
     }
@@ -200,36 +251,120 @@ fn wrap<T: Wrap>(t: T) -> Loaded {
     t.wrap()
 }
 
-impl Stage for WhisperStage {
-    fn run(&self, input: &StageInput) -> Result<StageOutput, StageError> {
-        let audio = input
-            .find(port::AUDIO)
-            .next()
-            .and_then(|o| o.files.first())
-            .ok_or_else(|| StageError::failed("no `audio` input (wire an audio.decode stage)"))?;
-        let samples = flow_media::read_audio(audio)
-            .map_err(|e| StageError::failed(format!("cannot read `{}`: {e}", audio.display())))?;
-        let model = self.model(input.device)?;
-        let opts = self.config.options();
-        let segments: Vec<Segment> = match &model.loaded {
-            Loaded::Cpu(t) => t.transcribe(&samples, &opts),
-            #[cfg(feature = "cuda")]
-            Loaded::Gpu(t) => t.transcribe(&samples, &opts),
+/// One item's decoded audio and, when a VAD stage is wired in, its speech
+/// regions.
+struct Prepared {
+    samples: Vec<f32>,
+    regions: Option<Vec<(f64, f64)>>,
+}
+
+fn prepare(input: &StageInput) -> Result<Prepared, StageError> {
+    let audio = input
+        .find(port::AUDIO)
+        .next()
+        .and_then(|o| o.files.first())
+        .ok_or_else(|| StageError::failed("no `audio` input (wire an audio.decode stage)"))?;
+    let samples = flow_media::read_audio(audio)
+        .map_err(|e| StageError::failed(format!("cannot read `{}`: {e}", audio.display())))?;
+    let regions = match input.find(port::SPEECH_REGIONS).next() {
+        None => None,
+        Some(o) => {
+            let list = o
+                .value
+                .as_ref()
+                .and_then(|v| v["regions"].as_array())
+                .ok_or_else(|| StageError::failed("the `speech_regions` input has no `regions`"))?;
+            Some(
+                list.iter()
+                    .filter_map(|r| Some((r["start"].as_f64()?, r["end"].as_f64()?)))
+                    .collect(),
+            )
         }
-        .map_err(StageError::failed)?;
+    };
+    Ok(Prepared { samples, regions })
+}
+
+impl WhisperStage {
+    fn output(&self, p: &Prepared, segments: Vec<Segment>) -> StageOutput {
         let value = serde_json::json!({
             "language": self.config.language,
             "model": self.model_dir.display().to_string(),
-            "seconds": samples.len() as f64 / crate::mel::SAMPLE_RATE as f64,
+            "seconds": p.samples.len() as f64 / crate::mel::SAMPLE_RATE as f64,
+            "chunking": if p.regions.is_some() { "vad" } else { "seek" },
             "segments": segments,
         });
-        Ok(StageOutput {
+        StageOutput {
             outputs: vec![Output {
                 port: port::TRANSCRIPT.to_string(),
                 files: Vec::new(),
                 value: Some(value),
             }],
-        })
+        }
+    }
+
+    /// Items with speech regions are decoded together, the others one by
+    /// one with the seek loop.
+    fn transcribe(
+        &self,
+        device: DeviceId,
+        prepared: &[&Prepared],
+    ) -> Result<Vec<Vec<Segment>>, StageError> {
+        let model = self.model(device)?;
+        let opts = self.config.options();
+        let regional: Vec<(&[f32], Vec<(f64, f64)>)> = prepared
+            .iter()
+            .filter_map(|p| Some((p.samples.as_slice(), p.regions.clone()?)))
+            .collect();
+        let max = self.config.max_windows;
+        let mut batched = match &model.loaded {
+            Loaded::Cpu(t) => t.transcribe_regions(&regional, &opts, max),
+            #[cfg(feature = "cuda")]
+            Loaded::Gpu(t) => t.transcribe_regions(&regional, &opts, max),
+        }
+        .map_err(StageError::failed)?
+        .into_iter();
+        prepared
+            .iter()
+            .map(|p| match p.regions {
+                Some(_) => Ok(batched.next().unwrap_or_default()),
+                None => match &model.loaded {
+                    Loaded::Cpu(t) => t.transcribe(&p.samples, &opts),
+                    #[cfg(feature = "cuda")]
+                    Loaded::Gpu(t) => t.transcribe(&p.samples, &opts),
+                }
+                .map_err(StageError::failed),
+            })
+            .collect()
+    }
+}
+
+impl Stage for WhisperStage {
+    fn run(&self, input: &StageInput) -> Result<StageOutput, StageError> {
+        let p = prepare(input)?;
+        let mut segments = self.transcribe(input.device, &[&p])?;
+        Ok(self.output(&p, segments.pop().unwrap_or_default()))
+    }
+
+    fn run_batch(&self, inputs: &[StageInput]) -> Vec<Result<StageOutput, StageError>> {
+        let prepared: Vec<Result<Prepared, StageError>> = inputs.iter().map(prepare).collect();
+        let ok: Vec<&Prepared> = prepared.iter().filter_map(|p| p.as_ref().ok()).collect();
+        let device = inputs.first().map_or(DeviceId::Cpu, |i| i.device);
+        let mut results = match self.transcribe(device, &ok) {
+            Ok(all) => all.into_iter().map(Ok).collect::<Vec<_>>(),
+            Err(e) => vec![Err(e); ok.len()],
+        }
+        .into_iter();
+        prepared
+            .iter()
+            .map(|p| match p {
+                Err(e) => Err(e.clone()),
+                Ok(p) => match results.next() {
+                    Some(Ok(segments)) => Ok(self.output(p, segments)),
+                    Some(Err(e)) => Err(e),
+                    None => Err(StageError::failed("internal: a batch result is missing")),
+                },
+            })
+            .collect()
     }
 
     fn load(&self, device: DeviceId) -> Result<(), StageError> {

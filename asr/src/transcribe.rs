@@ -9,7 +9,8 @@ use burn::tensor::{Tensor, TensorData};
 use flow_backend::burn;
 use serde::{Deserialize, Serialize};
 
-use crate::decode::{greedy, Decoded, Rules};
+use crate::decode::{Rng, Rules};
+use crate::fallback::Outcome;
 use crate::mel::{Mel, MelFrontEnd, HOP, SAMPLE_RATE, WINDOW_FRAMES};
 use crate::model::Whisper;
 use crate::tokens::Vocabulary;
@@ -52,17 +53,47 @@ pub struct Options {
     /// Windows whose no-speech probability is above this (and whose
     /// average log-probability is below `log_prob_threshold`) are skipped.
     pub no_speech_threshold: Option<f64>,
-    /// See `no_speech_threshold`.
+    /// See `no_speech_threshold`; also a window whose mean log-probability
+    /// is below this is decoded again at the next temperature.
     pub log_prob_threshold: Option<f64>,
+    /// Temperatures tried in turn (0: greedy); a window falls back to the
+    /// next when its output is too repetitive or too unlikely.
+    pub temperatures: Vec<f64>,
+    /// A window whose compression ratio is above this falls back.
+    pub compression_ratio_threshold: Option<f64>,
+    /// Candidates sampled per window at a temperature above 0.
+    pub best_of: usize,
+    /// Above this temperature the next window is not prompted with the
+    /// text before it (it may be garbage).
+    pub prompt_reset_on_temperature: f64,
+    /// Seed of the sampler (fallbacks are reproducible).
+    pub seed: u64,
 }
 
 impl Default for Options {
+    /// faster-whisper's defaults: greedy first, then 0.2, 0.4, … 1.0.
     fn default() -> Self {
         Self {
             language: "en".into(),
             condition_on_previous_text: true,
             no_speech_threshold: Some(0.6),
             log_prob_threshold: Some(-1.0),
+            temperatures: vec![0.0, 0.2, 0.4, 0.6, 0.8, 1.0],
+            compression_ratio_threshold: Some(2.4),
+            best_of: 5,
+            prompt_reset_on_temperature: 0.5,
+            seed: 0,
+        }
+    }
+}
+
+impl Options {
+    /// Greedy decoding only, no fallback: the settings of the reference
+    /// transcripts (faster-whisper with `temperature=0`).
+    pub fn greedy() -> Self {
+        Self {
+            temperatures: vec![0.0],
+            ..Self::default()
         }
     }
 }
@@ -107,25 +138,18 @@ impl<B: Backend> Transcriber<B> {
         self.front.compute(samples, HOP)
     }
 
-    /// Encodes and decodes one window of frames with a prompt.
-    fn decode_window(&self, mel: &Mel, seek: usize, size: usize, prompt: &[u32]) -> Decoded {
-        let window = mel.window(seek, size);
+    /// Encodes windows of `mel` (`(seek, size)` each) in one batch.
+    pub(crate) fn encode_windows(&self, mels: &[(&Mel, usize, usize)]) -> Tensor<B, 3> {
+        let n_mels = self.model.dims.n_mels;
+        let mut data = Vec::with_capacity(mels.len() * n_mels * WINDOW_FRAMES);
+        for (mel, seek, size) in mels {
+            data.extend(mel.window(*seek, *size));
+        }
         let input = Tensor::<B, 3>::from_data(
-            TensorData::new(window, [1, mel.n_mels, WINDOW_FRAMES]),
+            TensorData::new(data, [mels.len(), n_mels, WINDOW_FRAMES]),
             self.model.device(),
         );
-        let audio = self.model.encode(input);
-        let mut state = self.model.start(audio);
-        let max_new = self.model.dims.text_ctx.saturating_sub(prompt.len()).max(1);
-        greedy(
-            &self.model,
-            &mut state,
-            &[prompt.to_vec()],
-            &self.rules,
-            max_new,
-        )
-        .pop()
-        .expect("one result")
+        self.model.encode(input)
     }
 
     /// Transcribes 16 kHz mono samples.
@@ -142,32 +166,37 @@ impl<B: Backend> Transcriber<B> {
         let mut all_tokens: Vec<u32> = Vec::new();
         let mut segments = Vec::new();
         let max_prompt = self.model.dims.text_ctx / 2 - 1;
+        let mut rng = Rng::new(opts.seed);
+        let mut prompt_from = 0usize;
         while seek < content {
             let time_offset = seek as f64 * FRAME_SECONDS;
             let size = WINDOW_FRAMES.min(content - seek);
             let duration = size as f64 * FRAME_SECONDS;
             let mut prompt = Vec::new();
-            if opts.condition_on_previous_text && !all_tokens.is_empty() {
+            let previous = &all_tokens[prompt_from..];
+            if opts.condition_on_previous_text && !previous.is_empty() {
                 prompt.push(s.sot_prev);
-                let from = all_tokens.len().saturating_sub(max_prompt);
-                prompt.extend_from_slice(&all_tokens[from..]);
+                let from = previous.len().saturating_sub(max_prompt);
+                prompt.extend_from_slice(&previous[from..]);
             }
             prompt.extend_from_slice(&sot);
-            let d = self.decode_window(&mel, seek, size, &prompt);
-            let tokens = d.tokens;
-            let avg_logprob = d.sum_logprob / (tokens.len() + 1) as f64;
-            let text = self.vocab.decode(&tokens);
-            let ratio = compression_ratio(&text);
-            if let Some(th) = opts.no_speech_threshold {
-                let mut skip = d.no_speech_prob > th;
-                if opts.log_prob_threshold.is_some_and(|lp| avg_logprob > lp) {
-                    skip = false;
-                }
-                if skip {
-                    seek += size;
-                    continue;
-                }
+            let audio = self.encode_windows(&[(&mel, seek, size)]);
+            let Some(outcome) = self.decode_windows(audio, &[prompt], opts, &mut rng).pop() else {
+                break;
+            };
+            if outcome.is_silence(opts) {
+                seek += size;
+                continue;
             }
+            // As faster-whisper: text decoded hot does not prompt what follows.
+            let reset = outcome.temperature > opts.prompt_reset_on_temperature;
+            let Outcome {
+                decoded: d,
+                avg_logprob,
+                compression_ratio: ratio,
+                temperature,
+            } = outcome;
+            let tokens = d.tokens;
             let pieces = split(&tokens, tb, time_offset, duration);
             seek += match pieces.advance {
                 Some(frames) => frames,
@@ -188,26 +217,29 @@ impl<B: Backend> Transcriber<B> {
                     avg_logprob,
                     no_speech_prob: d.no_speech_prob,
                     compression_ratio: ratio,
-                    temperature: 0.0,
+                    temperature,
                 });
+            }
+            if reset {
+                prompt_from = all_tokens.len();
             }
         }
         Ok(segments)
     }
 }
 
-fn round(x: f64) -> f64 {
+pub(crate) fn round(x: f64) -> f64 {
     (x * 1000.0).round() / 1000.0
 }
 
 /// A window's tokens cut at timestamp pairs.
-struct Pieces {
-    segments: Vec<(f64, f64, Vec<u32>)>,
+pub(crate) struct Pieces {
+    pub(crate) segments: Vec<(f64, f64, Vec<u32>)>,
     /// Frames to seek forward, when the window ended on an open timestamp.
-    advance: Option<usize>,
+    pub(crate) advance: Option<usize>,
 }
 
-fn split(tokens: &[u32], tb: u32, offset: f64, duration: f64) -> Pieces {
+pub(crate) fn split(tokens: &[u32], tb: u32, offset: f64, duration: f64) -> Pieces {
     let is_ts = |t: u32| t >= tb;
     let n = tokens.len();
     let single_ending = n >= 2 && !is_ts(tokens[n - 2]) && is_ts(tokens[n - 1]);

@@ -27,6 +27,8 @@ pub mod port {
     pub const SPEECH_REGIONS: &str = "speech_regions";
     /// Timed transcript segments.
     pub const TRANSCRIPT: &str = "transcript";
+    /// Speaker-encoder vectors over windows of an item's audio.
+    pub const VOICE_EMBEDDINGS: &str = "voice_embeddings";
     /// Speaker labels.
     pub const SPEAKERS: &str = "speakers";
     /// Text chunks.

@@ -1,0 +1,136 @@
+//! Transcription over VAD speech regions, batched across clips, and the
+//! temperature fallback.
+
+mod common;
+
+use flow_asr::{Options, Segment};
+use flow_backend::{with_backend, Compute};
+use flow_engine::device::DeviceId;
+
+const CLIPS: [&str; 4] = [
+    "solo_us.16k.wav",
+    "solo_gb.16k.wav",
+    "enroll_us.16k.wav",
+    "interview.16k.wav",
+];
+
+fn words(text: &str) -> Vec<String> {
+    text.split_whitespace()
+        .map(|w| {
+            w.chars()
+                .filter(|c| c.is_alphanumeric() || *c == '\'')
+                .collect::<String>()
+                .to_lowercase()
+        })
+        .filter(|w| !w.is_empty())
+        .collect()
+}
+
+fn edits(a: &[String], b: &[String]) -> usize {
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, wa) in a.iter().enumerate() {
+        let mut cur = vec![i + 1; b.len() + 1];
+        for (j, wb) in b.iter().enumerate() {
+            cur[j + 1] = (prev[j] + usize::from(wa != wb))
+                .min(prev[j + 1] + 1)
+                .min(cur[j] + 1);
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+fn json(name: &str) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(common::reference(name)).unwrap()).unwrap()
+}
+
+#[test]
+fn speech_regions_of_all_clips_decode_together_with_the_reference_words() {
+    let asr = json("asr_reference.json");
+    let voice = json("voice_reference.json");
+    let clips: Vec<(Vec<f32>, Vec<(f64, f64)>)> = CLIPS
+        .iter()
+        .map(|clip| {
+            let regions = voice[clip]["speech"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| (r[0].as_f64().unwrap(), r[1].as_f64().unwrap()))
+                .collect();
+            (common::wav(&common::reference(clip)), regions)
+        })
+        .collect();
+    let items: Vec<(&[f32], Vec<(f64, f64)>)> = clips
+        .iter()
+        .map(|(s, r)| (s.as_slice(), r.clone()))
+        .collect();
+    let dir = common::model_dir();
+    let compute = Compute::for_device(DeviceId::Cpu).unwrap();
+    let all: Vec<Vec<Segment>> = with_backend!(&compute, |B, device| {
+        let t = flow_asr::load::<B>(&dir, &device, true).unwrap();
+        t.transcribe_regions(&items, &Options::greedy(), 4).unwrap()
+    });
+    assert_eq!(all.len(), CLIPS.len(), "one transcript per clip");
+    let (mut errors, mut total) = (0, 0);
+    for ((clip, segments), (_, regions)) in CLIPS.iter().zip(&all).zip(&clips) {
+        assert!(!segments.is_empty(), "{clip}");
+        let first = regions.first().unwrap().0;
+        let last = regions.last().unwrap().1;
+        for (i, s) in segments.iter().enumerate() {
+            assert_eq!(s.id, i, "{clip}: ids in order");
+            assert!(s.end > s.start, "{clip}: {s:?}");
+            assert!(
+                s.start >= first - 0.05 && s.end <= last + 0.5,
+                "{clip}: {s:?} outside the speech {first}..{last}"
+            );
+        }
+        let text: String = segments.iter().map(|s| s.text.as_str()).collect();
+        let want = words(asr[clip]["text"].as_str().unwrap());
+        let e = edits(&want, &words(&text));
+        eprintln!("{clip}: {e} word errors in {}: {text}", want.len());
+        errors += e;
+        total += want.len();
+    }
+    let wer = errors as f64 / total as f64;
+    // Chunks are decoded without the text before them and cut at VAD
+    // boundaries, so a few words may differ from the seek loop's.
+    assert!(wer <= 0.05, "word error rate {:.2} %", wer * 100.0);
+}
+
+#[test]
+fn fallback_keeps_the_likeliest_decoding_and_is_reproducible() {
+    let dir = common::model_dir();
+    let mut samples = common::wav(&common::reference("solo_us.16k.wav"));
+    samples.truncate(16_000 * 6);
+    let compute = Compute::for_device(DeviceId::Cpu).unwrap();
+    let forced = Options {
+        // Every window falls back: no mean log-probability is above 0.
+        log_prob_threshold: Some(0.0),
+        no_speech_threshold: None,
+        temperatures: vec![0.0, 1.0],
+        best_of: 2,
+        seed: 7,
+        ..Options::default()
+    };
+    let (greedy, a, b) = with_backend!(&compute, |B, device| {
+        let t = flow_asr::load::<B>(&dir, &device, true).unwrap();
+        (
+            t.transcribe(&samples, &Options::greedy()).unwrap(),
+            t.transcribe(&samples, &forced).unwrap(),
+            t.transcribe(&samples, &forced).unwrap(),
+        )
+    });
+    assert_eq!(a, b, "the same seed gives the same transcript");
+    assert!(!a.is_empty());
+    assert!(a
+        .iter()
+        .all(|s| forced.temperatures.contains(&s.temperature)));
+    // The first window's kept decoding is at least as likely as greedy's
+    // (greedy's is one of the candidates).
+    assert!(
+        a[0].avg_logprob >= greedy[0].avg_logprob - 1e-9,
+        "kept {} < greedy {}",
+        a[0].avg_logprob,
+        greedy[0].avg_logprob
+    );
+}
