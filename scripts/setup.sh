@@ -15,3 +15,23 @@ if [ ${#need[@]} -gt 0 ]; then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
 fi
+
+# flow-store's tests start a throwaway PostgreSQL cluster with initdb and
+# pg_ctl (Debian keeps them in /usr/lib/postgresql/NN/bin, off PATH), and
+# test pgvector's `vector(N)` column where the distribution packages it.
+pg_bin() {
+  command -v initdb >/dev/null 2>&1 && return 0
+  ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1
+}
+if [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null 2>&1; then SUDO=sudo; else SUDO=; fi
+if ! pg_bin; then
+  echo "setup: installing postgresql (server programs for flow-store's tests)" >&2
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq postgresql >/dev/null
+fi
+pg_version=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sed 's#.*/postgresql/\([0-9]*\)/bin#\1#' | sort -n | tail -1)
+if [ -n "$pg_version" ] && [ ! -f "/usr/share/postgresql/$pg_version/extension/vector.control" ] \
+   && apt-cache show "postgresql-$pg_version-pgvector" >/dev/null 2>&1; then
+  echo "setup: installing postgresql-$pg_version-pgvector" >&2
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "postgresql-$pg_version-pgvector" >/dev/null || true
+fi
