@@ -40,6 +40,10 @@ pub fn merge_regions(regions: &[(f64, f64)], max_seconds: f64) -> Vec<(f64, f64)
     chunks
 }
 
+/// One item for [`Transcriber::transcribe_regions`]: its 16 kHz samples
+/// and its speech regions (`(start, end)` seconds).
+pub type RegionItem<'a> = (&'a [f32], Vec<(f64, f64)>);
+
 /// One chunk being transcribed.
 struct Job {
     item: usize,
@@ -58,7 +62,7 @@ impl<B: Backend> Transcriber<B> {
     /// A message for an unknown language.
     pub fn transcribe_regions(
         &self,
-        items: &[(&[f32], Vec<(f64, f64)>)],
+        items: &[RegionItem<'_>],
         opts: &Options,
         max_windows: usize,
     ) -> Result<Vec<Vec<Segment>>, String> {

@@ -311,7 +311,7 @@ impl WhisperStage {
     ) -> Result<Vec<Vec<Segment>>, StageError> {
         let model = self.model(device)?;
         let opts = self.config.options();
-        let regional: Vec<(&[f32], Vec<(f64, f64)>)> = prepared
+        let regional: Vec<crate::regions::RegionItem<'_>> = prepared
             .iter()
             .filter_map(|p| Some((p.samples.as_slice(), p.regions.clone()?)))
             .collect();

@@ -48,7 +48,8 @@ fn json(name: &str) -> serde_json::Value {
 fn speech_regions_of_all_clips_decode_together_with_the_reference_words() {
     let asr = json("asr_reference.json");
     let voice = json("voice_reference.json");
-    let clips: Vec<(Vec<f32>, Vec<(f64, f64)>)> = CLIPS
+    type Clip = (Vec<f32>, Vec<(f64, f64)>);
+    let clips: Vec<Clip> = CLIPS
         .iter()
         .map(|clip| {
             let regions = voice[clip]["speech"]
@@ -60,7 +61,7 @@ fn speech_regions_of_all_clips_decode_together_with_the_reference_words() {
             (common::wav(&common::reference(clip)), regions)
         })
         .collect();
-    let items: Vec<(&[f32], Vec<(f64, f64)>)> = clips
+    let items: Vec<flow_asr::regions::RegionItem<'_>> = clips
         .iter()
         .map(|(s, r)| (s.as_slice(), r.clone()))
         .collect();
