@@ -106,11 +106,11 @@ fn embedder() -> flow_text::Embedder {
 #[test]
 fn a_killed_corpus_run_resumes_and_writes_every_row_once() {
     let dir = tempfile::tempdir().unwrap();
-    let total = 1500;
+    let total = 800;
     let mut lines: Vec<String> = (0..total)
         .map(|i| serde_json::json!({ "key": format!("r{i:04}"), "body": sentence(i) }).to_string())
         .collect();
-    lines.insert(700, "{\"key\": \"broken\", \"body\": ".to_string());
+    lines.insert(400, "{\"key\": \"broken\", \"body\": ".to_string());
     std::fs::write(dir.path().join("corpus.jsonl"), lines.join("\n") + "\n").unwrap();
     workflow(dir.path(), "corpus.jsonl");
 
@@ -137,7 +137,7 @@ fn a_killed_corpus_run_resumes_and_writes_every_row_once() {
     let output = run_in(dir.path(), &["resume"]);
     let (_, stderr) = text(&output);
     // The malformed row fails alone; the run reports it and goes on.
-    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("1 failed"), "{stderr}");
 
     let by_id = rows_by_id(dir.path());
@@ -148,7 +148,7 @@ fn a_killed_corpus_run_resumes_and_writes_every_row_once() {
     .unwrap();
     let shards = manifest["shards"].as_array().unwrap();
     assert_eq!(manifest["rows"].as_u64(), Some(total as u64));
-    assert!(shards.len() >= 15, "shards of 100 rows: {}", shards.len());
+    assert!(shards.len() >= 8, "shards of 100 rows: {}", shards.len());
     assert_eq!(
         shards
             .iter()
@@ -160,7 +160,7 @@ fn a_killed_corpus_run_resumes_and_writes_every_row_once() {
 
     // Each row is its text's vector.
     let e = embedder();
-    for i in [0, 1, 699, 700, 1234, total - 1] {
+    for i in [0, 1, 399, 400, 650, total - 1] {
         let want = e.embed(&[&sentence(i)], 1).unwrap();
         let got = &by_id[&format!("r{i:04}")];
         let cos: f32 = want.iter().zip(got).map(|(a, b)| a * b).sum();
@@ -169,7 +169,7 @@ fn a_killed_corpus_run_resumes_and_writes_every_row_once() {
 
     // Running again over the same corpus adds nothing.
     let output = run_in(dir.path(), &["run", "corpus.yaml", "--fresh"]);
-    assert_eq!(output.status.code(), Some(1), "{:?}", text(&output));
+    assert_eq!(output.status.code(), Some(2), "{:?}", text(&output));
     assert_eq!(committed_rows(dir.path()), total as u64);
 }
 

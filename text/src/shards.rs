@@ -135,6 +135,7 @@ impl ShardWriter {
             .cache_capacity(8 << 20)
             .open()
             .map_err(|e| io_err(&index_dir, e))?;
+        Self::drop_stale_marks(&index, manifest.rows).map_err(|e| io_err(&index_dir, e))?;
         let mut w = Self {
             dir: dir.to_path_buf(),
             manifest,
@@ -152,6 +153,28 @@ impl ShardWriter {
             let _ = std::fs::remove_file(dir.join(format!("open-{i:05}.f32")));
         }
         Ok(w)
+    }
+
+    /// Removes the marks of items whose rows never committed (a crash
+    /// between the mark and the manifest): once later items append rows, such
+    /// a mark would otherwise look committed and its item would be skipped.
+    fn drop_stale_marks(index: &sled::Db, rows: u64) -> sled::Result<()> {
+        let mut stale = Vec::new();
+        for entry in index.iter() {
+            let (key, value) = entry?;
+            let first = value
+                .as_ref()
+                .try_into()
+                .map(u64::from_le_bytes)
+                .unwrap_or(u64::MAX - 1);
+            if first != u64::MAX && first >= rows {
+                stale.push(key);
+            }
+        }
+        for key in stale {
+            index.remove(key)?;
+        }
+        index.flush().map(|_| ())
     }
 
     /// Opens `rows.jsonl`, cutting it to `rows` lines.
@@ -372,6 +395,27 @@ mod tests {
 
     fn rows(start: usize, n: usize, dim: usize) -> Vec<f32> {
         (start * dim..(start + n) * dim).map(|v| v as f32).collect()
+    }
+
+    #[test]
+    fn a_mark_whose_rows_never_committed_does_not_hide_its_item_later() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let mut w = ShardWriter::open(dir.path(), 2, 4, "m").unwrap();
+            w.append("a", "a", &rows(0, 3, 2)).unwrap();
+            // "b" was marked, then the process died before its rows committed.
+            w.index.insert(b"b", &3u64.to_le_bytes()).unwrap();
+            w.index.flush().unwrap();
+        }
+        let mut w = ShardWriter::open(dir.path(), 2, 4, "m").unwrap();
+        w.append("c", "c", &rows(3, 3, 2)).unwrap();
+        assert_eq!(w.committed("a"), Some(0));
+        assert_eq!(w.committed("c"), Some(3));
+        assert_eq!(
+            w.committed("b"),
+            None,
+            "b must be written when it comes again"
+        );
     }
 
     #[test]
