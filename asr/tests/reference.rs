@@ -37,33 +37,6 @@ fn transcribe_clips() -> Vec<(String, Vec<Segment>)> {
     })
 }
 
-fn words(text: &str) -> Vec<String> {
-    text.split_whitespace()
-        .map(|w| {
-            w.chars()
-                .filter(|c| c.is_alphanumeric() || *c == '\'')
-                .collect::<String>()
-                .to_lowercase()
-        })
-        .filter(|w| !w.is_empty())
-        .collect()
-}
-
-/// Word-level edit distance.
-fn edits(a: &[String], b: &[String]) -> usize {
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, wa) in a.iter().enumerate() {
-        let mut cur = vec![i + 1; b.len() + 1];
-        for (j, wb) in b.iter().enumerate() {
-            cur[j + 1] = (prev[j] + usize::from(wa != wb))
-                .min(prev[j + 1] + 1)
-                .min(cur[j] + 1);
-        }
-        prev = cur;
-    }
-    prev[b.len()]
-}
-
 #[test]
 fn tokens_and_words_match_faster_whisper() {
     let reference: serde_json::Value = serde_json::from_str(
@@ -90,8 +63,8 @@ fn tokens_and_words_match_faster_whisper() {
             }
         }
         let text: String = segments.iter().map(|s| s.text.as_str()).collect();
-        let want = words(reference[clip]["text"].as_str().unwrap());
-        let e = edits(&want, &words(&text));
+        let want = common::words(reference[clip]["text"].as_str().unwrap());
+        let e = common::edits(&want, &common::words(&text));
         eprintln!("{clip}: {e} word errors in {}: {text}", want.len());
         errors += e;
         ref_words += want.len();

@@ -14,32 +14,6 @@ const CLIPS: [&str; 4] = [
     "interview.16k.wav",
 ];
 
-fn words(text: &str) -> Vec<String> {
-    text.split_whitespace()
-        .map(|w| {
-            w.chars()
-                .filter(|c| c.is_alphanumeric() || *c == '\'')
-                .collect::<String>()
-                .to_lowercase()
-        })
-        .filter(|w| !w.is_empty())
-        .collect()
-}
-
-fn edits(a: &[String], b: &[String]) -> usize {
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, wa) in a.iter().enumerate() {
-        let mut cur = vec![i + 1; b.len() + 1];
-        for (j, wb) in b.iter().enumerate() {
-            cur[j + 1] = (prev[j] + usize::from(wa != wb))
-                .min(prev[j + 1] + 1)
-                .min(cur[j] + 1);
-        }
-        prev = cur;
-    }
-    prev[b.len()]
-}
-
 fn json(name: &str) -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(common::reference(name)).unwrap()).unwrap()
 }
@@ -86,8 +60,8 @@ fn speech_regions_of_all_clips_decode_together_with_the_reference_words() {
             );
         }
         let text: String = segments.iter().map(|s| s.text.as_str()).collect();
-        let want = words(asr[clip]["text"].as_str().unwrap());
-        let e = edits(&want, &words(&text));
+        let want = common::words(asr[clip]["text"].as_str().unwrap());
+        let e = common::edits(&want, &common::words(&text));
         eprintln!("{clip}: {e} word errors in {}: {text}", want.len());
         errors += e;
         total += want.len();

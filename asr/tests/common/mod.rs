@@ -69,3 +69,31 @@ pub fn npy(path: &std::path::Path) -> (Vec<usize>, Vec<f32>) {
         .collect();
     (shape, data)
 }
+
+/// The words of `text`, lower-cased, without punctuation.
+pub fn words(text: &str) -> Vec<String> {
+    text.split_whitespace()
+        .map(|w| {
+            w.chars()
+                .filter(|c| c.is_alphanumeric() || *c == '\'')
+                .collect::<String>()
+                .to_lowercase()
+        })
+        .filter(|w| !w.is_empty())
+        .collect()
+}
+
+/// Word-level edit distance.
+pub fn edits(a: &[String], b: &[String]) -> usize {
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, wa) in a.iter().enumerate() {
+        let mut cur = vec![i + 1; b.len() + 1];
+        for (j, wb) in b.iter().enumerate() {
+            cur[j + 1] = (prev[j] + usize::from(wa != wb))
+                .min(prev[j + 1] + 1)
+                .min(cur[j] + 1);
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}

@@ -124,8 +124,11 @@ impl Stage for FilesSink {
     }
 }
 
-/// An item id as a relative path that stays inside the sink folder.
-fn safe_relative(id: &str) -> PathBuf {
+/// An item id as a relative path that stays inside a sink's folder:
+/// characters other than letters, digits and `._-/` become `_`, and `..`
+/// or root components are dropped. Shared by every sink that writes a file
+/// per item.
+pub fn safe_relative(id: &str) -> PathBuf {
     let cleaned: String = id
         .chars()
         .map(|c| {

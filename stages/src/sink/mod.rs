@@ -2,4 +2,4 @@
 
 mod files;
 
-pub use files::FilesSinkKind;
+pub use files::{safe_relative, FilesSinkKind};
