@@ -20,7 +20,7 @@ pub struct SearchArgs {
     /// The question or phrase to look for.
     pub query: String,
     /// The workflow whose database and embedding model to use.
-    #[arg(long)]
+    #[arg(long, short = 'w')]
     pub workflow: PathBuf,
     /// How many segments to print.
     #[arg(short, default_value_t = 5)]
