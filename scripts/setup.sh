@@ -2,6 +2,7 @@
 # Installs what flow's tests and examples need on a fresh Debian machine.
 # Safe to run again: it only installs what is missing.
 set -euo pipefail
+cd "$(dirname "$0")/.."
 
 need=()
 command -v dot >/dev/null 2>&1 || need+=(graphviz)
@@ -34,4 +35,21 @@ if [ -n "$pg_version" ] && [ ! -f "/usr/share/postgresql/$pg_version/extension/v
    && apt-cache show "postgresql-$pg_version-pgvector" >/dev/null 2>&1; then
   echo "setup: installing postgresql-$pg_version-pgvector" >&2
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "postgresql-$pg_version-pgvector" >/dev/null || true
+fi
+# Where the distribution has no pgvector package (Debian 12), build the
+# vendored source (third_party/pgvector, v0.8.6) against this server with
+# PGXS: needs the server headers, then a few seconds of C.
+if [ -n "$pg_version" ] && [ ! -f "/usr/share/postgresql/$pg_version/extension/vector.control" ]; then
+  pg_config="/usr/lib/postgresql/$pg_version/bin/pg_config"
+  if [ ! -f "/usr/lib/postgresql/$pg_version/lib/pgxs/src/makefiles/pgxs.mk" ]; then
+    echo "setup: installing postgresql-server-dev-$pg_version (to build pgvector)" >&2
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "postgresql-server-dev-$pg_version" make gcc >/dev/null
+  fi
+  echo "setup: building pgvector from third_party/pgvector" >&2
+  build=$(mktemp -d)
+  cp -r third_party/pgvector/. "$build"
+  make -s -C "$build" -j2 with_llvm=no OPTFLAGS="" PG_CONFIG="$pg_config" >/dev/null
+  $SUDO make -s -C "$build" install with_llvm=no OPTFLAGS="" PG_CONFIG="$pg_config" >/dev/null
+  rm -rf "$build"
 fi
