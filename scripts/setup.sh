@@ -41,7 +41,7 @@ fi
 # PGXS: needs the server headers, then a few seconds of C.
 if [ -n "$pg_version" ] && [ ! -f "/usr/share/postgresql/$pg_version/extension/vector.control" ]; then
   pg_config="/usr/lib/postgresql/$pg_version/bin/pg_config"
-  if [ ! -f "/usr/lib/postgresql/$pg_version/lib/pgxs/src/makefiles/pgxs.mk" ]; then
+  if [ ! -f "/usr/include/postgresql/$pg_version/server/postgres.h" ]; then
     echo "setup: installing postgresql-server-dev-$pg_version (to build pgvector)" >&2
     $SUDO apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "postgresql-server-dev-$pg_version" make gcc >/dev/null
