@@ -18,9 +18,9 @@ const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 const WORKFLOW: &str = "workflows/chaffee.yaml";
 const CLIPS: [&str; 3] = ["ketones.wav", "oxalates.flac", "sleep-interview.mp3"];
 
-/// A copy of the repository's workflow, clips and voice profile in a
-/// temporary folder laid out like the repository.
-fn workspace() -> tempfile::TempDir {
+/// A copy of the repository's workflow, voice profile and the bundled
+/// `clips` in a temporary folder laid out like the repository.
+fn workspace(clips: &[&str]) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let root = Path::new(ROOT);
     let copy = |from: &str| {
@@ -30,7 +30,7 @@ fn workspace() -> tempfile::TempDir {
     };
     copy(WORKFLOW);
     copy("examples/chaffee/voices/chaffee.json");
-    for clip in CLIPS {
+    for clip in clips {
         copy(&format!("examples/chaffee/media/{clip}"));
     }
     dir
@@ -41,7 +41,7 @@ fn database(dir: &Path) -> PathBuf {
 }
 
 /// Every table's rows (without timestamps), ordered by key.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 struct Snapshot {
     tables: Vec<(String, Vec<Vec<Value>>)>,
 }
@@ -151,7 +151,7 @@ struct Reference {
 fn reference() -> &'static Reference {
     static REFERENCE: OnceLock<Reference> = OnceLock::new();
     REFERENCE.get_or_init(|| {
-        let dir = workspace();
+        let dir = workspace(&CLIPS);
         let started = Instant::now();
         let output = run_in(dir.path(), &["run", WORKFLOW]);
         let seconds = started.elapsed().as_secs_f64();
@@ -286,23 +286,8 @@ fn search_finds_the_clip_a_question_is_about() {
 #[test]
 fn bad_files_fail_alone_with_their_reasons() {
     let reference = reference();
-    let dir = tempfile::tempdir().unwrap();
+    let dir = workspace(&["ketones.wav"]);
     let media = dir.path().join("examples/chaffee/media");
-    std::fs::create_dir_all(&media).unwrap();
-    for entry in ["workflows", "examples/chaffee/voices"] {
-        std::fs::create_dir_all(dir.path().join(entry)).unwrap();
-    }
-    std::fs::copy(Path::new(ROOT).join(WORKFLOW), dir.path().join(WORKFLOW)).unwrap();
-    std::fs::copy(
-        Path::new(ROOT).join("examples/chaffee/voices/chaffee.json"),
-        dir.path().join("examples/chaffee/voices/chaffee.json"),
-    )
-    .unwrap();
-    std::fs::copy(
-        Path::new(ROOT).join("examples/chaffee/media/ketones.wav"),
-        media.join("ketones.wav"),
-    )
-    .unwrap();
     // A FLAC file cut off after its header, an empty file, and text named
     // like an MP3.
     let flac = std::fs::read(Path::new(ROOT).join("examples/chaffee/media/oxalates.flac")).unwrap();
@@ -397,7 +382,7 @@ fn runs_killed_at_random_points_resume_to_the_same_database() {
     let mut kills = 0;
     let mut finished = 0;
     while kills < 10 {
-        let dir = workspace();
+        let dir = workspace(&CLIPS);
         let mut first = true;
         loop {
             // `flow resume` continues the killed run; a run killed before

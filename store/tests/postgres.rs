@@ -39,6 +39,14 @@ fn counts(pg: &Cluster, schema: &str) -> Vec<String> {
         .collect()
 }
 
+/// The SQL type of `SCHEMA.embeddings.vector`, as `format_type` writes it.
+fn vector_column(pg: &Cluster, schema: &str) -> String {
+    pg.value(&format!(
+        "SELECT format_type(atttypid, atttypmod) FROM pg_attribute
+         WHERE attrelid = '{schema}.embeddings'::regclass AND attname = 'vector'"
+    ))
+}
+
 #[test]
 fn items_are_upserted_with_real_array_vectors() {
     let pg = Cluster::start();
@@ -74,13 +82,7 @@ fn items_are_upserted_with_real_array_vectors() {
         pg.query("SELECT speakers, segments FROM talks.chunks WHERE item = 'b.wav'"),
         [["{chaffee}", "{0,1}"]]
     );
-    assert_eq!(
-        pg.value(
-            "SELECT format_type(atttypid, atttypmod) FROM pg_attribute
-             WHERE attrelid = 'talks.embeddings'::regclass AND attname = 'vector'"
-        ),
-        "real[]"
-    );
+    assert_eq!(vector_column(&pg, "talks"), "real[]");
     assert_eq!(
         pg.query("SELECT kind, dim, vector FROM talks.embeddings WHERE item = 'a.wav'"),
         [["chunks", "3", "{0.25,-1.5,3}"]]
@@ -105,13 +107,7 @@ fn vectors_use_pgvector_when_the_server_has_it() {
     assert_eq!(written["vectors"], "vector");
     sink.ok("a.wav", talk(&sink, "a"));
     assert_eq!(counts(&pg, "public"), ["1", "2", "1", "1"]);
-    assert_eq!(
-        pg.value(
-            "SELECT format_type(atttypid, atttypmod) FROM pg_attribute
-             WHERE attrelid = 'public.embeddings'::regclass AND attname = 'vector'"
-        ),
-        "vector(3)"
-    );
+    assert_eq!(vector_column(&pg, "public"), "vector(3)");
     assert_eq!(
         pg.value("SELECT vector::text FROM embeddings"),
         "[0.25,-1.5,3]"
