@@ -10,6 +10,7 @@
 #   bash scripts/bench-embed.sh                 # both parts, 2 threads
 #   PART=speed bash scripts/bench-embed.sh      # or PART=rss
 #   THREADS=4 SPEED_TEXTS=2000 ROWS="20000 200000" bash scripts/bench-embed.sh
+#   BURN=1 PART=speed bash scripts/bench-embed.sh  # also burn's CPU backend
 set -euo pipefail
 cd "$(dirname "$0")/.."
 threads=${THREADS:-2}
@@ -21,16 +22,18 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 export RAYON_NUM_THREADS=$threads OMP_NUM_THREADS=$threads
 
-# Deterministic synthetic texts: 4 to 120 words from a small vocabulary.
-corpus() { # N FILE
-    python3 - "$1" "$2" <<'PY'
+# Deterministic synthetic texts from a small vocabulary: 4 to 120 words for
+# the speed part, 4 to 19 for the RSS part (whose question is memory growth
+# over rows, and whose 200 000 rows must finish in minutes).
+corpus() { # N FILE [SPAN]
+    python3 - "$1" "$2" "${3:-117}" <<'PY'
 import json, sys
 words = ("ketones insulin fasting protein glucose carnivore fat sleep plants "
          "oxalates ancestral metabolism liver muscle hormones inflammation").split()
-n, path = int(sys.argv[1]), sys.argv[2]
+n, path, span = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
 with open(path, "w") as f:
     for i in range(n):
-        k = 4 + (i * 7919) % 117
+        k = 4 + (i * 7919) % span
         text = " ".join(words[(i * 31 + j * 17) % len(words)] for j in range(k))
         f.write(json.dumps({"id": f"row-{i}", "text": text}) + "\n")
 PY
@@ -50,6 +53,7 @@ if [ "$part" = all ] || [ "$part" = speed ]; then
     corpus "${SPEED_TEXTS:-2000}" "$work/speed.jsonl"
     echo "== texts per second ($threads threads, batch 32) =="
     "$bench" "$model" "$work/speed.jsonl" 32
+    [ -n "${BURN:-}" ] && "$bench" "$model" "$work/speed.jsonl" 32 burn
     "$venv/bin/python" scripts/bench_embed_st.py "$model" "$work/speed.jsonl" "$threads" 32
 fi
 
@@ -57,7 +61,7 @@ if [ "$part" = all ] || [ "$part" = rss ]; then
     echo "== peak RSS of flow run workflows/embed-corpus.yaml =="
     for n in ${ROWS:-20000 200000}; do
         mkdir -p "$work/rss-$n"
-        corpus "$n" "$work/rss-$n/rows.jsonl"
+        corpus "$n" "$work/rss-$n/rows.jsonl" 16
         sed -e "s#file: ../examples/corpus/sample.jsonl#file: rows.jsonl#" \
             -e "s#dir: ../out/corpus-embeddings#dir: vectors#" \
             workflows/embed-corpus.yaml > "$work/rss-$n/embed.yaml"

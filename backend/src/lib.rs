@@ -12,6 +12,7 @@
 //! names.
 
 pub mod compute;
+pub mod kernels;
 pub mod weights;
 
 #[cfg(feature = "cuda")]

@@ -1,9 +1,10 @@
 //! Texts per second of flow's text encoder on the CPU.
 //!
 //! `embed_bench SOURCE` prints the model folder of a store source (fetching
-//! it); `embed_bench DIR TEXTS.jsonl [BATCH]` embeds every `text` of the
-//! file (one JSON object per line) and prints the throughput, after one
-//! warm-up batch.
+//! it); `embed_bench DIR TEXTS.jsonl [BATCH [burn]]` embeds every `text` of
+//! the file (one JSON object per line) and prints the throughput, after one
+//! warm-up batch: with the CPU kernels `flow` runs on the CPU, or with
+//! `burn`, burn's implementation (the CUDA code path) on burn's CPU backend.
 
 use std::time::Instant;
 
@@ -36,6 +37,7 @@ fn run() -> Result<(), String> {
                 .first()
                 .map_or(Ok(32), |b| b.parse())
                 .map_err(|e| format!("batch: {e}"))?;
+            let burn = rest.get(1).is_some_and(|a| a == "burn");
             let text = std::fs::read_to_string(file).map_err(|e| format!("{file}: {e}"))?;
             let texts: Vec<String> = text
                 .lines()
@@ -43,20 +45,25 @@ fn run() -> Result<(), String> {
                 .filter_map(|v| v["text"].as_str().map(str::to_string))
                 .collect();
             let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-            let embedder = flow_text::Embedder::load(std::path::Path::new(dir), DeviceId::Cpu)?;
+            let dir = std::path::Path::new(dir);
+            let embedder = match burn {
+                true => flow_text::Embedder::load_burn(dir, DeviceId::Cpu)?,
+                false => flow_text::Embedder::load(dir, DeviceId::Cpu)?,
+            };
             embedder.embed(&refs[..refs.len().min(batch)], batch)?;
             let start = Instant::now();
             let vectors = embedder.embed(&refs, batch)?;
             let secs = start.elapsed().as_secs_f64();
             let dim = embedder.dim();
             println!(
-                "flow: {} texts ({} x {dim}) in {secs:.2} s: {:.1} texts/s",
+                "flow ({}): {} texts ({} x {dim}) in {secs:.2} s: {:.1} texts/s",
+                if burn { "burn ndarray" } else { "CPU kernels" },
                 refs.len(),
                 vectors.len() / dim,
                 refs.len() as f64 / secs
             );
             Ok(())
         }
-        _ => Err("usage: embed_bench SOURCE | embed_bench DIR TEXTS.jsonl [BATCH]".into()),
+        _ => Err("usage: embed_bench SOURCE | embed_bench DIR TEXTS.jsonl [BATCH [burn]]".into()),
     }
 }

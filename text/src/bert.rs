@@ -11,6 +11,8 @@ use flow_backend::burn;
 use flow_backend::{WeightError, Weights};
 use serde::Deserialize;
 
+use crate::checkpoint::{norm_names, prefix, stacked, LayerNames};
+
 /// The fields of a Hugging Face `config.json` the encoder needs.
 #[derive(Debug, Clone, Deserialize)]
 pub struct BertConfig {
@@ -131,19 +133,6 @@ pub struct Bert<B: Backend> {
     device: B::Device,
 }
 
-/// The prefix under which the encoder's tensors are stored: none
-/// (sentence-transformers), `bert.` (BertForMaskedLM and friends) or
-/// `model.`.
-fn prefix(w: &Weights) -> &'static str {
-    ["", "bert.", "model."]
-        .into_iter()
-        .find(|p| {
-            w.tensors
-                .contains_key(&format!("{p}embeddings.word_embeddings.weight"))
-        })
-        .unwrap_or("")
-}
-
 fn tensor<B: Backend, const D: usize>(
     w: &Weights,
     name: &str,
@@ -161,22 +150,7 @@ fn linear<B: Backend>(
     dev: &B::Device,
 ) -> Result<Linear<B>, WeightError> {
     // Fused along the output axis, stored transposed (in × out).
-    let mut rows = Vec::with_capacity(names.len() * inp * out);
-    let mut bias = Vec::with_capacity(names.len() * out);
-    for n in names {
-        let wr = w.raw(&format!("{n}.weight"))?;
-        let br = w.raw(&format!("{n}.bias"))?;
-        if wr.shape != [out, inp] || br.shape != [out] {
-            return Err(WeightError::Shape {
-                name: format!("{n}.weight"),
-                path: w.path.clone(),
-                found: wr.shape.clone(),
-                expected: vec![out, inp],
-            });
-        }
-        rows.extend_from_slice(&wr.data);
-        bias.extend_from_slice(&br.data);
-    }
+    let (rows, bias) = stacked(w, names, inp, out)?;
     let total = names.len() * out;
     let weight: Tensor<B, 2> = Tensor::from_data(TensorData::new(rows, [total, inp]), dev);
     let wt = Tensor::from_data(weight.transpose().into_data(), dev);
@@ -191,17 +165,10 @@ fn norm<B: Backend>(
     eps: f64,
     dev: &B::Device,
 ) -> Result<Norm<B>, WeightError> {
-    // Old checkpoints name them gamma/beta.
-    let pick = |a: &str, b: &str| {
-        let first = format!("{name}.{a}");
-        match w.tensors.contains_key(&first) {
-            true => first,
-            false => format!("{name}.{b}"),
-        }
-    };
+    let (gamma, beta) = norm_names(w, name);
     Ok(Norm {
-        gamma: tensor(w, &pick("weight", "gamma"), [d], dev)?,
-        beta: tensor(w, &pick("bias", "beta"), [d], dev)?,
+        gamma: tensor(w, &gamma, [d], dev)?,
+        beta: tensor(w, &beta, [d], dev)?,
         eps,
     })
 }
@@ -224,33 +191,15 @@ impl<B: Backend> Bert<B> {
         )?;
         let layers = (0..config.num_hidden_layers)
             .map(|i| {
-                let l = format!("{p}encoder.layer.{i}");
-                let a = format!("{l}.attention");
+                let n = LayerNames::new(p, i);
+                let inter = config.intermediate_size;
                 Ok(Layer {
-                    qkv: linear(
-                        w,
-                        &["query", "key", "value"].map(|n| format!("{a}.self.{n}")),
-                        d,
-                        d,
-                        dev,
-                    )?,
-                    out: linear(w, &[format!("{a}.output.dense")], d, d, dev)?,
-                    norm1: norm(w, &format!("{a}.output.LayerNorm"), d, eps, dev)?,
-                    up: linear(
-                        w,
-                        &[format!("{l}.intermediate.dense")],
-                        d,
-                        config.intermediate_size,
-                        dev,
-                    )?,
-                    down: linear(
-                        w,
-                        &[format!("{l}.output.dense")],
-                        config.intermediate_size,
-                        d,
-                        dev,
-                    )?,
-                    norm2: norm(w, &format!("{l}.output.LayerNorm"), d, eps, dev)?,
+                    qkv: linear(w, &n.qkv, d, d, dev)?,
+                    out: linear(w, &[n.out], d, d, dev)?,
+                    norm1: norm(w, &n.norm1, d, eps, dev)?,
+                    up: linear(w, &[n.up], d, inter, dev)?,
+                    down: linear(w, &[n.down], inter, d, dev)?,
+                    norm2: norm(w, &n.norm2, d, eps, dev)?,
                 })
             })
             .collect::<Result<Vec<_>, WeightError>>()?;

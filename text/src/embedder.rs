@@ -11,6 +11,7 @@ use flow_engine::device::DeviceId;
 use tokenizers::Tokenizer;
 
 use crate::bert::{Bert, BertConfig};
+use crate::cpu_bert::CpuBert;
 
 /// How token vectors become one text vector (`1_Pooling/config.json`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,16 +81,6 @@ impl EmbedSettings {
     }
 }
 
-/// A text encoder on one backend.
-pub struct Encoder<B: Backend> {
-    bert: Bert<B>,
-    tokenizer: Tokenizer,
-    /// The folder's settings.
-    pub settings: EmbedSettings,
-    /// Most token positions (batch × padded length) encoded at once.
-    pub max_batch_tokens: usize,
-}
-
 /// Tokenised texts: ids without padding.
 fn tokenize(tok: &Tokenizer, texts: &[&str], max: usize) -> Result<Vec<Vec<u32>>, String> {
     let encodings = tok
@@ -136,94 +127,12 @@ pub fn length_batches(lens: &[usize], max_batch: usize, max_tokens: usize) -> Ve
     batches
 }
 
-impl<B: Backend> Encoder<B> {
-    /// Loads the sentence-transformers (or plain BERT) folder `dir` on
-    /// `device`.
-    ///
-    /// # Errors
-    /// A message naming the missing or wrong file.
-    pub fn load(dir: &Path, device: &B::Device) -> Result<Self, String> {
-        let config = BertConfig::read(dir)?;
-        let weights = Weights::read(&dir.join("model.safetensors"))
-            .or_else(|_| Weights::read(&dir.join("pytorch_model.bin")))
-            .map_err(|e| {
-                format!(
-                    "no usable weights in `{}` (model.safetensors or pytorch_model.bin): {e}",
-                    dir.display()
-                )
-            })?;
-        let settings = EmbedSettings::read(dir, &config);
-        let bert = Bert::new(config, &weights, device).map_err(|e| e.to_string())?;
-        let path = dir.join("tokenizer.json");
-        let mut tokenizer = Tokenizer::from_file(&path)
-            .map_err(|e| format!("cannot read `{}`: {e}", path.display()))?;
-        // The file's own truncation and fixed padding are not the model's:
-        // texts are truncated to `max_tokens` and padded per batch here.
-        tokenizer.with_padding(None);
-        tokenizer
-            .with_truncation(None)
-            .map_err(|e| format!("`{}`: {e}", path.display()))?;
-        Ok(Self {
-            bert,
-            tokenizer,
-            settings,
-            max_batch_tokens: 16 * 1024,
-        })
-    }
-
-    /// Width of the vectors.
-    pub fn dim(&self) -> usize {
-        self.bert.config.hidden_size
-    }
-
-    /// Token counts of `texts` after truncation (`[CLS]`/`[SEP]` included).
-    ///
-    /// # Errors
-    /// A tokeniser failure.
-    pub fn token_counts(&self, texts: &[&str]) -> Result<Vec<usize>, String> {
-        let ids = tokenize(&self.tokenizer, texts, self.settings.max_tokens)?;
-        Ok(ids.iter().map(Vec::len).collect())
-    }
-
-    /// Embeds `texts` in batches of at most `max_batch`, grouped by length;
-    /// returns `texts.len() × dim` values, row i for text i.
-    ///
-    /// # Errors
-    /// A tokeniser failure.
-    pub fn embed(&self, texts: &[&str], max_batch: usize) -> Result<Vec<f32>, String> {
-        let ids = tokenize(&self.tokenizer, texts, self.settings.max_tokens)?;
-        let lens: Vec<usize> = ids.iter().map(Vec::len).collect();
-        let d = self.dim();
-        let mut out = vec![0.0f32; texts.len() * d];
-        for batch in length_batches(&lens, max_batch.max(1), self.max_batch_tokens) {
-            let len = batch.iter().map(|&i| lens[i]).max().unwrap_or(1).max(1);
-            let mut flat = Vec::with_capacity(batch.len() * len);
-            for &i in &batch {
-                flat.extend_from_slice(&ids[i]);
-                flat.resize(flat.len() + len - ids[i].len(), 0);
-            }
-            let blens: Vec<usize> = batch.iter().map(|&i| lens[i]).collect();
-            let hidden = self.bert.forward(&flat, &blens, len);
-            let hidden: Vec<f32> = hidden
-                .into_data()
-                .convert::<f32>()
-                .into_vec()
-                .map_err(|e| format!("cannot read the encoder output: {e:?}"))?;
-            for (row, &i) in batch.iter().enumerate() {
-                let tokens = &hidden[row * len * d..(row * len + lens[i].max(1)) * d];
-                let v = &mut out[i * d..(i + 1) * d];
-                pool(tokens, d, self.settings.pooling, v);
-                if self.settings.normalize {
-                    normalize(v);
-                }
-            }
-        }
-        Ok(out)
-    }
-}
-
 fn pool(tokens: &[f32], d: usize, mode: Pooling, v: &mut [f32]) {
     let n = tokens.len() / d;
+    if n == 0 {
+        v.fill(0.0);
+        return;
+    }
     match mode {
         Pooling::Cls => v.copy_from_slice(&tokens[..d]),
         Pooling::Mean => {
@@ -246,77 +155,201 @@ fn normalize(v: &mut [f32]) {
     v.iter_mut().for_each(|x| *x /= norm);
 }
 
-enum Loaded {
-    Cpu(Encoder<flow_backend::Cpu>),
+/// The network an [`Embedder`] runs.
+enum Net {
+    /// The fused CPU kernels.
+    Kernels(CpuBert),
+    /// burn on its CPU backend: the CUDA code path, run on the host.
+    BurnCpu(Bert<flow_backend::Cpu>),
+    /// burn on CUDA.
     #[cfg(feature = "cuda")]
-    Gpu(Encoder<flow_backend::Gpu>),
+    BurnGpu(Bert<flow_backend::Gpu>),
 }
 
 trait Wrap {
-    fn wrap(self) -> Loaded;
+    fn wrap(self) -> Net;
 }
-impl Wrap for Encoder<flow_backend::Cpu> {
-    fn wrap(self) -> Loaded {
-        Loaded::Cpu(self)
+impl Wrap for Bert<flow_backend::Cpu> {
+    fn wrap(self) -> Net {
+        Net::BurnCpu(self)
     }
 }
 #[cfg(feature = "cuda")]
-impl Wrap for Encoder<flow_backend::Gpu> {
-    fn wrap(self) -> Loaded {
-        Loaded::Gpu(self)
+impl Wrap for Bert<flow_backend::Gpu> {
+    fn wrap(self) -> Net {
+        Net::BurnGpu(self)
     }
 }
-fn wrap<T: Wrap>(t: T) -> Loaded {
+fn wrap<T: Wrap>(t: T) -> Net {
     t.wrap()
 }
 
-/// A text embedding model loaded on a device, whatever its backend: the
-/// library entry point (the `text.embed` stage and `flow search` use it).
+/// burn's forward pass over `seqs` padded to the longest: the hidden states
+/// and the first row of each text.
+fn burn_hidden<B: Backend>(
+    bert: &Bert<B>,
+    seqs: &[&[u32]],
+) -> Result<(Vec<f32>, Vec<usize>), String> {
+    let len = seqs.iter().map(|s| s.len()).max().unwrap_or(1).max(1);
+    let mut flat = Vec::with_capacity(seqs.len() * len);
+    for s in seqs {
+        flat.extend_from_slice(s);
+        flat.resize(flat.len() + len - s.len(), 0);
+    }
+    let lens: Vec<usize> = seqs.iter().map(|s| s.len()).collect();
+    let hidden = bert
+        .forward(&flat, &lens, len)
+        .into_data()
+        .convert::<f32>()
+        .into_vec()
+        .map_err(|e| format!("cannot read the encoder output: {e:?}"))?;
+    Ok((hidden, (0..seqs.len()).map(|r| r * len).collect()))
+}
+
+impl Net {
+    fn dim(&self) -> usize {
+        match self {
+            Net::Kernels(b) => b.config.hidden_size,
+            Net::BurnCpu(b) => b.config.hidden_size,
+            #[cfg(feature = "cuda")]
+            Net::BurnGpu(b) => b.config.hidden_size,
+        }
+    }
+
+    /// The hidden states of `seqs` and the row where each text starts.
+    fn hidden(&self, seqs: &[&[u32]]) -> Result<(Vec<f32>, Vec<usize>), String> {
+        match self {
+            Net::Kernels(b) => {
+                let starts = seqs
+                    .iter()
+                    .scan(0, |row, s| {
+                        let start = *row;
+                        *row += s.len();
+                        Some(start)
+                    })
+                    .collect();
+                Ok((b.forward(seqs), starts))
+            }
+            Net::BurnCpu(b) => burn_hidden(b, seqs),
+            #[cfg(feature = "cuda")]
+            Net::BurnGpu(b) => burn_hidden(b, seqs),
+        }
+    }
+}
+
+/// A text embedding model loaded on a device: the library entry point (the
+/// `text.embed` stage and `flow search` use it). On the CPU it runs the
+/// fused kernels of [`CpuBert`]; on CUDA, burn ([`Bert`]).
 pub struct Embedder {
-    loaded: Loaded,
+    net: Net,
+    tokenizer: Tokenizer,
+    settings: EmbedSettings,
     /// Where it computes.
     pub compute: Compute,
+    /// Most token positions (batch × padded length) encoded at once.
+    pub max_batch_tokens: usize,
 }
 
 impl Embedder {
-    /// Loads the model folder `dir` on `device` (`cpu`, `cuda:N`).
+    /// Loads the sentence-transformers (or plain BERT) folder `dir` on
+    /// `device` (`cpu`, `cuda:N`).
     ///
     /// # Errors
     /// A message: no such device, or a missing or wrong model file.
     pub fn load(dir: &Path, device: DeviceId) -> Result<Self, String> {
+        Self::load_with(dir, device, false)
+    }
+
+    /// [`Embedder::load`], but running burn's implementation on every
+    /// device, the CPU included (the CUDA code path, for checking it on a
+    /// machine without a GPU).
+    ///
+    /// # Errors
+    /// As [`Embedder::load`].
+    pub fn load_burn(dir: &Path, device: DeviceId) -> Result<Self, String> {
+        Self::load_with(dir, device, true)
+    }
+
+    fn load_with(dir: &Path, device: DeviceId, burn_everywhere: bool) -> Result<Self, String> {
         let compute = Compute::for_device(device).map_err(|e| e.to_string())?;
-        let loaded = with_backend!(&compute, |B, dev| wrap(Encoder::<B>::load(dir, &dev)?));
-        Ok(Self { loaded, compute })
+        let config = BertConfig::read(dir)?;
+        let weights = Weights::read(&dir.join("model.safetensors"))
+            .or_else(|_| Weights::read(&dir.join("pytorch_model.bin")))
+            .map_err(|e| {
+                format!(
+                    "no usable weights in `{}` (model.safetensors or pytorch_model.bin): {e}",
+                    dir.display()
+                )
+            })?;
+        let settings = EmbedSettings::read(dir, &config);
+        let net = match (&compute, burn_everywhere) {
+            (Compute::Cpu(_), false) => {
+                Net::Kernels(CpuBert::new(config, &weights).map_err(|e| e.to_string())?)
+            }
+            _ => with_backend!(&compute, |B, dev| wrap(
+                Bert::<B>::new(config, &weights, &dev).map_err(|e| e.to_string())?
+            )),
+        };
+        let path = dir.join("tokenizer.json");
+        let mut tokenizer = Tokenizer::from_file(&path)
+            .map_err(|e| format!("cannot read `{}`: {e}", path.display()))?;
+        // The file's own truncation and fixed padding are not the model's:
+        // texts are truncated to `max_tokens` and padded per batch here.
+        tokenizer.with_padding(None);
+        tokenizer
+            .with_truncation(None)
+            .map_err(|e| format!("`{}`: {e}", path.display()))?;
+        Ok(Self {
+            net,
+            tokenizer,
+            settings,
+            compute,
+            max_batch_tokens: 16 * 1024,
+        })
     }
 
     /// Width of the vectors.
     pub fn dim(&self) -> usize {
-        match &self.loaded {
-            Loaded::Cpu(e) => e.dim(),
-            #[cfg(feature = "cuda")]
-            Loaded::Gpu(e) => e.dim(),
-        }
+        self.net.dim()
     }
 
     /// The folder's pooling, normalisation and truncation.
     pub fn settings(&self) -> &EmbedSettings {
-        match &self.loaded {
-            Loaded::Cpu(e) => &e.settings,
-            #[cfg(feature = "cuda")]
-            Loaded::Gpu(e) => &e.settings,
-        }
+        &self.settings
     }
 
-    /// Embeds `texts` (see [`Encoder::embed`]): `texts.len() × dim` values.
+    /// Token counts of `texts` after truncation (`[CLS]`/`[SEP]` included).
+    ///
+    /// # Errors
+    /// A tokeniser failure.
+    pub fn token_counts(&self, texts: &[&str]) -> Result<Vec<usize>, String> {
+        let ids = tokenize(&self.tokenizer, texts, self.settings.max_tokens)?;
+        Ok(ids.iter().map(Vec::len).collect())
+    }
+
+    /// Embeds `texts` in batches of at most `max_batch`, grouped by length;
+    /// returns `texts.len() × dim` values, row i for text i.
     ///
     /// # Errors
     /// A tokeniser failure.
     pub fn embed(&self, texts: &[&str], max_batch: usize) -> Result<Vec<f32>, String> {
-        match &self.loaded {
-            Loaded::Cpu(e) => e.embed(texts, max_batch),
-            #[cfg(feature = "cuda")]
-            Loaded::Gpu(e) => e.embed(texts, max_batch),
+        let ids = tokenize(&self.tokenizer, texts, self.settings.max_tokens)?;
+        let lens: Vec<usize> = ids.iter().map(Vec::len).collect();
+        let d = self.dim();
+        let mut out = vec![0.0f32; texts.len() * d];
+        for batch in length_batches(&lens, max_batch.max(1), self.max_batch_tokens) {
+            let seqs: Vec<&[u32]> = batch.iter().map(|&i| ids[i].as_slice()).collect();
+            let (hidden, starts) = self.net.hidden(&seqs)?;
+            for (&i, start) in batch.iter().zip(starts) {
+                let tokens = &hidden[start * d..(start + lens[i]) * d];
+                let v = &mut out[i * d..(i + 1) * d];
+                pool(tokens, d, self.settings.pooling, v);
+                if self.settings.normalize {
+                    normalize(v);
+                }
+            }
         }
+        Ok(out)
     }
 }
 

@@ -4,7 +4,9 @@
 //! `docs/text.md`.
 
 pub mod bert;
+mod checkpoint;
 pub mod chunk;
+pub mod cpu_bert;
 pub mod embed;
 pub mod embedder;
 pub mod shards;
@@ -12,7 +14,7 @@ pub mod sink;
 
 use flow_engine::Registry;
 
-pub use embedder::{EmbedSettings, Embedder, Encoder, Pooling};
+pub use embedder::{EmbedSettings, Embedder, Pooling};
 
 /// Adds this crate's stage kinds to `registry`.
 pub fn register(registry: &mut Registry) {

@@ -39,17 +39,27 @@ fn cosine(a: &[f32], b: &[f32]) -> f64 {
 
 #[test]
 fn every_reference_vector_matches_sentence_transformers() {
+    // The fused CPU kernels (what runs on the CPU).
+    matches_the_reference(&Embedder::load(&model_dir(), DeviceId::Cpu).unwrap());
+}
+
+#[test]
+fn burns_implementation_matches_sentence_transformers_too() {
+    // The code CUDA runs, here on burn's CPU backend.
+    matches_the_reference(&Embedder::load_burn(&model_dir(), DeviceId::Cpu).unwrap());
+}
+
+fn matches_the_reference(embedder: &Embedder) {
     let reference = reference();
     let items = reference["items"].as_array().unwrap();
     let texts: Vec<&str> = items.iter().map(|i| i["text"].as_str().unwrap()).collect();
-    let embedder = Embedder::load(&model_dir(), DeviceId::Cpu).unwrap();
     let settings = embedder.settings();
     assert_eq!(settings.pooling, Pooling::Mean);
     assert!(settings.normalize);
     assert_eq!(settings.max_tokens, 256);
     assert_eq!(embedder.dim(), 384);
 
-    // Batched (grouped by length, padded) and one at a time must agree with
+    // Batched (grouped by length) and one at a time must agree with
     // the reference alike.
     let batched = embedder.embed(&texts, 16).unwrap();
     let mut worst = (1.0f64, "");
@@ -106,8 +116,7 @@ fn the_reference_covers_unicode_a_single_character_and_truncation() {
         .map(|i| i["text"].as_str().unwrap().to_string())
         .collect();
     let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-    let embedder =
-        flow_text::Encoder::<flow_backend::Cpu>::load(&model_dir(), &Default::default()).unwrap();
+    let embedder = Embedder::load(&model_dir(), DeviceId::Cpu).unwrap();
     let counts = embedder.token_counts(&refs).unwrap();
     assert!(texts.iter().any(|t| t.chars().count() == 1));
     assert!(texts.iter().any(|t| !t.is_ascii()));
