@@ -23,7 +23,7 @@ trap 'rm -rf "$work"' EXIT
 export RAYON_NUM_THREADS=$threads OMP_NUM_THREADS=$threads
 
 # Deterministic synthetic texts from a small vocabulary: 4 to 120 words for
-# the speed part, 4 to 19 for the RSS part (whose question is memory growth
+# the speed part, 4 to 7 for the RSS part (whose question is memory growth
 # over rows, and whose 200 000 rows must finish in minutes).
 corpus() { # N FILE [SPAN]
     python3 - "$1" "$2" "${3:-117}" <<'PY'
@@ -61,7 +61,7 @@ if [ "$part" = all ] || [ "$part" = rss ]; then
     echo "== peak RSS of flow run workflows/embed-corpus.yaml =="
     for n in ${ROWS:-20000 200000}; do
         mkdir -p "$work/rss-$n"
-        corpus "$n" "$work/rss-$n/rows.jsonl" 16
+        corpus "$n" "$work/rss-$n/rows.jsonl" 4
         sed -e "s#file: ../examples/corpus/sample.jsonl#file: rows.jsonl#" \
             -e "s#dir: ../out/corpus-embeddings#dir: vectors#" \
             workflows/embed-corpus.yaml > "$work/rss-$n/embed.yaml"

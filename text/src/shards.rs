@@ -3,7 +3,9 @@
 //!
 //! Layout of the folder (see `docs/text.md`):
 //! - `manifest.json`: dim, shard size, committed row count, sealed shards.
-//!   Rewritten atomically after every append: it is the commit point.
+//!   Rewritten atomically when appended rows commit: it is the commit
+//!   point. Items appended by several threads meanwhile commit together
+//!   (one sync for all of them, see [`ShardWriter`]).
 //! - `rows.jsonl`: one line per row, `{"row", "item", "index"}`, in row
 //!   order (the manifest of row ids).
 //! - `shard-NNNNN.safetensors`: tensor `embeddings`, `[rows, dim]` f32.
@@ -19,6 +21,7 @@
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
 
@@ -67,12 +70,61 @@ pub struct RowId {
 }
 
 /// The writer of one embeddings folder.
+///
+/// Rows are appended with [`ShardWriter::append_pending`] and made durable
+/// by running the [`CommitJob`] it hands out, which needs no access to the
+/// writer: callers on several threads append one after another and one
+/// `fsync` commits all of them (group commit), instead of four per item.
 pub struct ShardWriter {
     dir: PathBuf,
     manifest: Manifest,
     open: File,
     rows_log: File,
     index: sled::Db,
+    /// Rows the manifest on disk records; held while it is written.
+    durable: Arc<Mutex<u64>>,
+}
+
+/// Makes the rows appended so far durable (see [`ShardWriter`]).
+pub struct CommitJob {
+    dir: PathBuf,
+    manifest: Manifest,
+    open: File,
+    rows_log: File,
+    index: sled::Db,
+    durable: Arc<Mutex<u64>>,
+}
+
+impl CommitJob {
+    /// Syncs the rows, the row ids and the index, then writes the manifest
+    /// (the commit point) — unless a manifest covering these rows was
+    /// already written, by another job or a seal, after their bytes.
+    ///
+    /// # Errors
+    /// I/O errors: the rows are then not committed.
+    pub fn run(self) -> Result<(), String> {
+        let mut durable = self.durable.lock().unwrap_or_else(|e| e.into_inner());
+        if *durable >= self.manifest.rows {
+            return Ok(());
+        }
+        let open = self
+            .dir
+            .join(format!("open-{:05}.f32", self.manifest.shards.len()));
+        self.open.sync_data().map_err(|e| io_err(&open, e))?;
+        let log = self.dir.join("rows.jsonl");
+        self.rows_log.sync_data().map_err(|e| io_err(&log, e))?;
+        self.index
+            .flush()
+            .map_err(|e| io_err(&self.dir.join("index"), e))?;
+        write_manifest(&self.dir, &self.manifest)?;
+        *durable = self.manifest.rows;
+        Ok(())
+    }
+}
+
+fn write_manifest(dir: &Path, manifest: &Manifest) -> Result<(), String> {
+    let text = serde_json::to_string_pretty(manifest).unwrap_or_default();
+    write_atomic(&dir.join("manifest.json"), text.as_bytes())
 }
 
 fn io_err(path: &Path, e: impl std::fmt::Display) -> String {
@@ -138,6 +190,7 @@ impl ShardWriter {
         Self::drop_stale_marks(&index, manifest.rows).map_err(|e| io_err(&index_dir, e))?;
         let mut w = Self {
             dir: dir.to_path_buf(),
+            durable: Arc::new(Mutex::new(manifest.rows)),
             manifest,
             open,
             rows_log,
@@ -222,12 +275,47 @@ impl ShardWriter {
     }
 
     /// Appends `vectors` (`count × dim`) of `item` and commits them under
-    /// `key` (see [`ShardWriter::committed`]); seals every shard that fills.
-    /// Returns the global index of the first row.
+    /// `key`: [`ShardWriter::append_pending`], then its commit.
     ///
     /// # Errors
     /// I/O errors; the rows are then not committed.
     pub fn append(&mut self, item: &str, key: &str, vectors: &[f32]) -> Result<u64, String> {
+        let first = self.append_pending(item, key, vectors)?;
+        self.commit_job()?.run()?;
+        Ok(first)
+    }
+
+    /// The job that commits every row appended so far; run it without
+    /// holding the writer.
+    ///
+    /// # Errors
+    /// The open files cannot be shared with the job.
+    pub fn commit_job(&self) -> Result<CommitJob, String> {
+        let clone =
+            |f: &File, name: &str| f.try_clone().map_err(|e| io_err(&self.dir.join(name), e));
+        Ok(CommitJob {
+            dir: self.dir.clone(),
+            manifest: self.manifest.clone(),
+            open: clone(&self.open, "open")?,
+            rows_log: clone(&self.rows_log, "rows.jsonl")?,
+            index: self.index.clone(),
+            durable: self.durable.clone(),
+        })
+    }
+
+    /// Writes `vectors` (`count × dim`) of `item` under `key`, not yet
+    /// durable: they commit when a [`CommitJob`] taken after this call has
+    /// run (or a shard fills and is sealed). Seals every shard that fills.
+    /// Returns the global index of the first row.
+    ///
+    /// # Errors
+    /// I/O errors; the rows are then not committed.
+    pub fn append_pending(
+        &mut self,
+        item: &str,
+        key: &str,
+        vectors: &[f32],
+    ) -> Result<u64, String> {
         let dim = self.manifest.dim;
         if vectors.len() % dim != 0 {
             return Err(format!(
@@ -241,7 +329,6 @@ impl ShardWriter {
         let mark = if vectors.is_empty() { u64::MAX } else { first };
         self.index
             .insert(key.as_bytes(), &mark.to_le_bytes())
-            .and_then(|_| self.index.flush())
             .map_err(|e| io_err(&self.dir.join("index"), e))?;
         let mut rest = vectors;
         let mut index = 0usize;
@@ -264,15 +351,12 @@ impl ShardWriter {
             let open_path = self.open_path();
             self.open
                 .write_all(&bytes)
-                .and_then(|()| self.open.sync_data())
                 .map_err(|e| io_err(&open_path, e))?;
             let log_path = self.dir.join("rows.jsonl");
             self.rows_log
                 .write_all(ids.as_bytes())
-                .and_then(|()| self.rows_log.sync_data())
                 .map_err(|e| io_err(&log_path, e))?;
             self.manifest.rows += take as u64;
-            self.save_manifest()?;
             index += take;
             rest = later;
             if self.manifest.rows - self.manifest.sealed_rows() >= self.manifest.shard_rows {
@@ -287,9 +371,19 @@ impl ShardWriter {
             .join(format!("open-{:05}.f32", self.manifest.shards.len()))
     }
 
+    /// Syncs everything written and records it in the manifest.
     fn save_manifest(&self) -> Result<(), String> {
-        let text = serde_json::to_string_pretty(&self.manifest).unwrap_or_default();
-        write_atomic(&self.dir.join("manifest.json"), text.as_bytes())
+        let mut durable = self.durable.lock().unwrap_or_else(|e| e.into_inner());
+        let open = self.open_path();
+        self.open.sync_data().map_err(|e| io_err(&open, e))?;
+        let log = self.dir.join("rows.jsonl");
+        self.rows_log.sync_data().map_err(|e| io_err(&log, e))?;
+        self.index
+            .flush()
+            .map_err(|e| io_err(&self.dir.join("index"), e))?;
+        write_manifest(&self.dir, &self.manifest)?;
+        *durable = self.manifest.rows;
+        Ok(())
     }
 
     /// Turns the open rows (if any) into a sealed safetensors shard.
@@ -491,6 +585,50 @@ mod tests {
         assert!(lines
             .lines()
             .all(|l| serde_json::from_str::<RowId>(l).is_ok()));
+    }
+
+    fn manifest_on_disk(dir: &Path) -> Manifest {
+        serde_json::from_str(&std::fs::read_to_string(dir.join("manifest.json")).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn one_commit_covers_every_item_appended_before_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = ShardWriter::open(dir.path(), 2, 100, "m").unwrap();
+        w.append_pending("a", "a", &rows(0, 3, 2)).unwrap();
+        let early = w.commit_job().unwrap();
+        w.append_pending("b", "b", &rows(3, 2, 2)).unwrap();
+        let late = w.commit_job().unwrap();
+        assert_eq!(manifest_on_disk(dir.path()).rows, 0, "nothing durable yet");
+        late.run().unwrap();
+        assert_eq!(manifest_on_disk(dir.path()).rows, 5);
+        // The earlier job's rows are covered: it must not write its older
+        // manifest over the newer one.
+        early.run().unwrap();
+        assert_eq!(manifest_on_disk(dir.path()).rows, 5);
+    }
+
+    #[test]
+    fn a_commit_taken_before_a_seal_does_not_undo_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = ShardWriter::open(dir.path(), 2, 4, "m").unwrap();
+        w.append_pending("a", "a", &rows(0, 3, 2)).unwrap();
+        let before = w.commit_job().unwrap();
+        // Fills the shard: sealed (and committed) right away.
+        w.append_pending("b", "b", &rows(3, 3, 2)).unwrap();
+        assert_eq!(manifest_on_disk(dir.path()).shards.len(), 1);
+        before.run().unwrap();
+        let m = manifest_on_disk(dir.path());
+        assert_eq!(
+            (m.shards.len(), m.rows),
+            (1, 4),
+            "the seal's manifest stays"
+        );
+        w.commit_job().unwrap().run().unwrap();
+        assert_eq!(manifest_on_disk(dir.path()).rows, 6);
+        drop(w);
+        let w = ShardWriter::open(dir.path(), 2, 4, "m").unwrap();
+        assert_eq!((w.committed("a"), w.committed("b")), (Some(0), Some(3)));
     }
 
     #[test]

@@ -142,15 +142,26 @@ impl Stage for EmbeddingsSink {
         // The item in this version (files: size and time; rows: content).
         let key = format!("{id}\u{0}{}", input.item.fingerprint);
         let rows = vectors.len() / dim.max(1);
-        let (first_row, appended) = match writer.committed(&key) {
-            Some(first) => (first, false),
-            None => (
-                writer
-                    .append(id, &key, &vectors)
-                    .map_err(StageError::failed)?,
-                true,
-            ),
+        let (first_row, appended, commit) = match writer.committed(&key) {
+            Some(first) => (first, false, None),
+            None => {
+                let first = writer
+                    .append_pending(id, &key, &vectors)
+                    .map_err(StageError::failed)?;
+                (
+                    first,
+                    true,
+                    Some(writer.commit_job().map_err(StageError::failed)?),
+                )
+            }
         };
+        // Committed without the writer: items appending meanwhile share
+        // this commit's sync (or a later one covers this item's rows). The
+        // item is reported done only once its rows are durable.
+        drop(slot);
+        if let Some(job) = commit {
+            job.run().map_err(StageError::failed)?;
+        }
         Ok(StageOutput {
             outputs: vec![Output {
                 port: "written".to_string(),
