@@ -417,11 +417,15 @@ async fn run_items(context: Arc<RunContext>, items: Vec<Item>, cores: usize) -> 
                 drop(permit);
                 ok
             });
+            // Finished tasks are reaped as the wave goes: a JoinSet keeps
+            // every finished task until it is joined, memory that grew
+            // with the number of items.
+            while let Some(result) = tasks.try_join_next() {
+                failed += usize::from(!matches!(result, Ok(true)));
+            }
         }
         while let Some(result) = tasks.join_next().await {
-            if !matches!(result, Ok(true)) {
-                failed += 1;
-            }
+            failed += usize::from(!matches!(result, Ok(true)));
         }
         start += wave;
         if last {

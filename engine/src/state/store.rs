@@ -75,6 +75,9 @@ impl Store {
         let db = sled::Config::new()
             .path(state_dir.join("db"))
             .flush_every_ms(None)
+            // sled caches up to 1 GiB by default: memory that grew with the
+            // number of items a run records.
+            .cache_capacity(64 << 20)
             .open()
             .map_err(|source| match &source {
                 sled::Error::Io(e)
