@@ -107,24 +107,32 @@ impl CommitJob {
         if *durable >= self.manifest.rows {
             return Ok(());
         }
-        let open = self
-            .dir
-            .join(format!("open-{:05}.f32", self.manifest.shards.len()));
-        self.open.sync_data().map_err(|e| io_err(&open, e))?;
-        let log = self.dir.join("rows.jsonl");
-        self.rows_log.sync_data().map_err(|e| io_err(&log, e))?;
-        self.index
-            .flush()
-            .map_err(|e| io_err(&self.dir.join("index"), e))?;
-        write_manifest(&self.dir, &self.manifest)?;
-        *durable = self.manifest.rows;
-        Ok(())
+        persist(
+            &self.dir,
+            (&self.open, &self.rows_log, &self.index),
+            &self.manifest,
+            &mut durable,
+        )
     }
 }
 
-fn write_manifest(dir: &Path, manifest: &Manifest) -> Result<(), String> {
+/// Syncs the open shard, the row ids and the index, then writes
+/// `manifest` (the commit point) and records its rows in `durable`.
+fn persist(
+    dir: &Path,
+    (open, rows_log, index): (&File, &File, &sled::Db),
+    manifest: &Manifest,
+    durable: &mut u64,
+) -> Result<(), String> {
+    let open_path = dir.join(format!("open-{:05}.f32", manifest.shards.len()));
+    open.sync_data().map_err(|e| io_err(&open_path, e))?;
+    let log = dir.join("rows.jsonl");
+    rows_log.sync_data().map_err(|e| io_err(&log, e))?;
+    index.flush().map_err(|e| io_err(&dir.join("index"), e))?;
     let text = serde_json::to_string_pretty(manifest).unwrap_or_default();
-    write_atomic(&dir.join("manifest.json"), text.as_bytes())
+    write_atomic(&dir.join("manifest.json"), text.as_bytes())?;
+    *durable = manifest.rows;
+    Ok(())
 }
 
 fn io_err(path: &Path, e: impl std::fmt::Display) -> String {
@@ -374,16 +382,12 @@ impl ShardWriter {
     /// Syncs everything written and records it in the manifest.
     fn save_manifest(&self) -> Result<(), String> {
         let mut durable = self.durable.lock().unwrap_or_else(|e| e.into_inner());
-        let open = self.open_path();
-        self.open.sync_data().map_err(|e| io_err(&open, e))?;
-        let log = self.dir.join("rows.jsonl");
-        self.rows_log.sync_data().map_err(|e| io_err(&log, e))?;
-        self.index
-            .flush()
-            .map_err(|e| io_err(&self.dir.join("index"), e))?;
-        write_manifest(&self.dir, &self.manifest)?;
-        *durable = self.manifest.rows;
-        Ok(())
+        persist(
+            &self.dir,
+            (&self.open, &self.rows_log, &self.index),
+            &self.manifest,
+            &mut durable,
+        )
     }
 
     /// Turns the open rows (if any) into a sealed safetensors shard.
