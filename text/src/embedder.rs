@@ -158,12 +158,12 @@ fn normalize(v: &mut [f32]) {
 /// The network an [`Embedder`] runs.
 enum Net {
     /// The fused CPU kernels.
-    Kernels(CpuBert),
+    Kernels(Box<CpuBert>),
     /// burn on its CPU backend: the CUDA code path, run on the host.
-    BurnCpu(Bert<flow_backend::Cpu>),
+    BurnCpu(Box<Bert<flow_backend::Cpu>>),
     /// burn on CUDA.
     #[cfg(feature = "cuda")]
-    BurnGpu(Bert<flow_backend::Gpu>),
+    BurnGpu(Box<Bert<flow_backend::Gpu>>),
 }
 
 trait Wrap {
@@ -171,13 +171,13 @@ trait Wrap {
 }
 impl Wrap for Bert<flow_backend::Cpu> {
     fn wrap(self) -> Net {
-        Net::BurnCpu(self)
+        Net::BurnCpu(Box::new(self))
     }
 }
 #[cfg(feature = "cuda")]
 impl Wrap for Bert<flow_backend::Gpu> {
     fn wrap(self) -> Net {
-        Net::BurnGpu(self)
+        Net::BurnGpu(Box::new(self))
     }
 }
 fn wrap<T: Wrap>(t: T) -> Net {
@@ -283,9 +283,9 @@ impl Embedder {
             })?;
         let settings = EmbedSettings::read(dir, &config);
         let net = match (&compute, burn_everywhere) {
-            (Compute::Cpu(_), false) => {
-                Net::Kernels(CpuBert::new(config, &weights).map_err(|e| e.to_string())?)
-            }
+            (Compute::Cpu(_), false) => Net::Kernels(Box::new(
+                CpuBert::new(config, &weights).map_err(|e| e.to_string())?,
+            )),
             _ => with_backend!(&compute, |B, dev| wrap(
                 Bert::<B>::new(config, &weights, &dev).map_err(|e| e.to_string())?
             )),
