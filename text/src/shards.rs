@@ -325,7 +325,7 @@ impl ShardWriter {
         vectors: &[f32],
     ) -> Result<u64, String> {
         let dim = self.manifest.dim;
-        if vectors.len() % dim != 0 {
+        if !vectors.len().is_multiple_of(dim) {
             return Err(format!(
                 "{} values are not a whole number of {dim}-wide rows",
                 vectors.len()

@@ -1,5 +1,8 @@
 //! Matrix products over strided `f32` slices, checked, through
-//! `matrixmultiply` (the kernel burn's NdArray backend uses).
+//! `matrixmultiply` (the kernel burn's NdArray backend uses), and [`Dense`]
+//! layers on the packed AVX-512 kernel where the CPU has it.
+
+use super::packed::{self, Packed};
 
 /// A read-only matrix view: `rows × cols` elements of `data`, element
 /// `(i, j)` at `i * row_stride + j * col_stride`.
@@ -135,6 +138,28 @@ pub fn gemm(alpha: f32, a: MatRef<'_>, b: MatRef<'_>, beta: f32, c: MatMut<'_>) 
     }
 }
 
+/// `c = a · b` for row-major `a` (`rows × k`), `b` (`k × n`) and `c`
+/// (`rows × n`): through the packed kernel where the CPU has it and there
+/// are rows enough to pay for packing `b`, else through `matrixmultiply`.
+///
+/// # Panics
+/// When a slice is shorter than its shape.
+pub fn matmul(a: &[f32], b: &[f32], rows: usize, k: usize, n: usize, c: &mut [f32]) {
+    let (a, b, c) = (&a[..rows * k], &b[..k * n], &mut c[..rows * n]);
+    if rows >= 16 && packed::available() {
+        c.fill(0.0);
+        Packed::new(b, k, n).multiply_add(a, rows, c);
+    } else {
+        gemm(
+            1.0,
+            MatRef::rows(a, rows, k),
+            MatRef::rows(b, k, n),
+            0.0,
+            MatMut::rows(c, rows, n),
+        );
+    }
+}
+
 thread_local! {
     /// The transposed activations of the last [`Dense`] product.
     static XT: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
@@ -170,13 +195,21 @@ pub fn transpose(src: &[f32], rows: usize, cols: usize, dst: &mut [f32]) {
     }
 }
 
+/// How a [`Dense`] layer keeps `Wᵀ`.
+#[derive(Debug, Clone)]
+enum Weight {
+    /// Packed for the AVX-512 kernel ([`Packed`]), on CPUs that have it.
+    Packed(Packed),
+    /// `inputs × outputs` row-major, for `matrixmultiply` (its panels are
+    /// packed from contiguous rows).
+    Plain(Vec<f32>),
+}
+
 /// A fully connected layer `y = x · Wᵀ + b`, with `W` stored as PyTorch
 /// and CTranslate2 store it (`out × in`, row-major).
 #[derive(Debug, Clone)]
 pub struct Dense {
-    /// `Wᵀ`, `inputs × outputs` row-major: the layout the product reads
-    /// fastest (its panels are packed from contiguous rows).
-    weight_t: Vec<f32>,
+    weight: Weight,
     bias: Vec<f32>,
     inputs: usize,
     outputs: usize,
@@ -189,6 +222,16 @@ impl Dense {
     /// # Panics
     /// When the lengths do not match the sizes.
     pub fn new(weight: Vec<f32>, bias: Option<Vec<f32>>, inputs: usize, outputs: usize) -> Self {
+        Self::build(weight, bias, inputs, outputs, packed::available())
+    }
+
+    fn build(
+        weight: Vec<f32>,
+        bias: Option<Vec<f32>>,
+        inputs: usize,
+        outputs: usize,
+        pack: bool,
+    ) -> Self {
         assert_eq!(
             weight.len(),
             inputs * outputs,
@@ -202,8 +245,13 @@ impl Dense {
                 weight_t[i * outputs + o] = v;
             }
         }
+        let weight = if pack {
+            Weight::Packed(Packed::new(&weight_t, inputs, outputs))
+        } else {
+            Weight::Plain(weight_t)
+        };
         Self {
-            weight_t,
+            weight,
             bias,
             inputs,
             outputs,
@@ -221,7 +269,11 @@ impl Dense {
     }
 
     fn product(&self, x: &[f32], rows: usize, y: &mut [f32]) {
-        let w = MatRef::rows(&self.weight_t, self.inputs, self.outputs);
+        let weight_t = match &self.weight {
+            Weight::Packed(p) => return p.multiply_add(x, rows, y),
+            Weight::Plain(w) => w,
+        };
+        let w = MatRef::rows(weight_t, self.inputs, self.outputs);
         // `matrixmultiply` packs its left operand fast only when that is
         // column-major; transposing the activations first costs one pass
         // and makes the product a quarter faster.
@@ -298,18 +350,23 @@ mod tests {
 
     #[test]
     fn dense_adds_the_bias_and_the_residual() {
-        let layer = Dense::new(
-            vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0],
-            Some(vec![0.5, -0.5]),
-            3,
-            2,
-        );
-        let x = [1.0, 0.0, -1.0, 2.0, 1.0, 0.0];
-        let mut y = vec![0.0; 4];
-        layer.forward(&x, 2, &mut y);
-        assert_eq!(y, vec![-1.5, -2.5, 4.5, 12.5]);
-        layer.forward_add(&x, 2, &mut y);
-        assert_eq!(y, vec![-3.0, -5.0, 9.0, 25.0]);
+        // Both products: the packed kernel (where the CPU has AVX-512F)
+        // and the portable one.
+        for pack in [packed::available(), false] {
+            let layer = Dense::build(
+                vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0],
+                Some(vec![0.5, -0.5]),
+                3,
+                2,
+                pack,
+            );
+            let x = [1.0, 0.0, -1.0, 2.0, 1.0, 0.0];
+            let mut y = vec![0.0; 4];
+            layer.forward(&x, 2, &mut y);
+            assert_eq!(y, vec![-1.5, -2.5, 4.5, 12.5], "packed: {pack}");
+            layer.forward_add(&x, 2, &mut y);
+            assert_eq!(y, vec![-3.0, -5.0, 9.0, 25.0], "packed: {pack}");
+        }
     }
 
     #[test]

@@ -180,6 +180,45 @@ multiversion! {
     }
 }
 
+#[inline(always)]
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0.0f32; LANES];
+    let (ca, cb) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
+    let tail: f32 = ca
+        .remainder()
+        .iter()
+        .zip(cb.remainder())
+        .map(|(x, y)| x * y)
+        .sum();
+    for (x, y) in ca.zip(cb) {
+        for l in 0..LANES {
+            acc[l] += x[l] * y[l];
+        }
+    }
+    acc.iter().sum::<f32>() + tail
+}
+
+multiversion! {
+    /// One query attending over `scores.len()` keys:
+    /// `out = softmax(K · q) · V`, with `q` (`dh` values) already scaled,
+    /// `keys` and `values` `scores.len() × dh` row-major, `out` `dh` values.
+    /// `scores` is the work space for the weights.
+    pub fn attend_one(q: &[f32], keys: &[f32], values: &[f32], scores: &mut [f32], out: &mut [f32]) {
+        let dh = q.len();
+        for (s, k) in scores.iter_mut().zip(keys.chunks_exact(dh)) {
+            *s = dot(k, q);
+        }
+        let top = max(scores);
+        scores.iter_mut().for_each(|v| *v = exp(*v - top));
+        let inv = 1.0 / sum(scores);
+        out.fill(0.0);
+        for (&p, v) in scores.iter().zip(values.chunks_exact(dh)) {
+            let p = p * inv;
+            out.iter_mut().zip(v).for_each(|(o, &x)| *o += p * x);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -217,6 +256,28 @@ mod tests {
         gelu(&mut x);
         for (g, w) in x.iter().zip(want) {
             assert!((f64::from(*g) - w).abs() < 3e-6 * w.abs().max(1.0));
+        }
+    }
+
+    #[test]
+    fn one_query_attends_as_the_definition() {
+        let (m, dh) = (37, 12);
+        let q: Vec<f32> = (0..dh).map(|i| (i as f32 * 0.3).cos()).collect();
+        let k: Vec<f32> = (0..m * dh).map(|i| (i as f32 * 0.11).sin()).collect();
+        let v: Vec<f32> = (0..m * dh).map(|i| (i as f32 * 0.07).cos()).collect();
+        let mut scores = vec![0.0; m];
+        let mut out = vec![0.0; dh];
+        attend_one(&q, &k, &v, &mut scores, &mut out);
+        let s: Vec<f64> = k
+            .chunks(dh)
+            .map(|row| row.iter().zip(&q).map(|(a, b)| f64::from(a * b)).sum())
+            .collect();
+        let z: f64 = s.iter().map(|x| x.exp()).sum();
+        for (c, o) in out.iter().enumerate() {
+            let want: f64 = (0..m)
+                .map(|j| s[j].exp() / z * f64::from(v[j * dh + c]))
+                .sum();
+            assert!((f64::from(*o) - want).abs() < 1e-5, "{o} vs {want}");
         }
     }
 

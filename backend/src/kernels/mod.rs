@@ -11,6 +11,8 @@
 
 mod gemm;
 mod math;
+mod packed;
 
-pub use gemm::{gemm, transpose, Dense, MatMut, MatRef};
-pub use math::{erf, exp, gelu, layer_norm, relu, softmax, softmax_columns};
+pub use gemm::{gemm, matmul, transpose, Dense, MatMut, MatRef};
+pub use math::{attend_one, erf, exp, gelu, layer_norm, relu, softmax, softmax_columns};
+pub use packed::{available as packed_available, Packed};
