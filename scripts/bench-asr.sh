@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Real-time factor of Whisper tiny.en on the reference clips, for flow's
-# asr.whisper (burn, CPU, f32, greedy) and for faster-whisper (CTranslate2,
-# CPU, float32, greedy) on the same model folder, with the same thread count.
+# asr.whisper (CPU kernels, f32, greedy) and for faster-whisper (CTranslate2,
+# CPU, float32, greedy) on the same model folder, with the same thread count;
+# with BURN=1 also for burn's ndarray backend (the CUDA code path, on the CPU).
 # faster-whisper goes into a throwaway venv under the cache on first use.
 #
 #   bash scripts/bench-asr.sh            # 2 threads
 #   THREADS=4 bash scripts/bench-asr.sh
+#   BURN=1 bash scripts/bench-asr.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 threads=${THREADS:-2}
@@ -25,12 +27,18 @@ if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c 'import faster_whisper
 fi
 
 export RAYON_NUM_THREADS=$threads OMP_NUM_THREADS=$threads
-echo "== flow (burn, CPU, f32, $threads threads) =="
+echo "== flow (CPU kernels, f32, $threads threads) =="
 flow_out=$("$bin" "$model" "${files[@]}" | grep -v ' \[')
 echo "$flow_out"
+if [ -n "${BURN:-}" ]; then
+    echo "== flow (burn ndarray, CPU, f32, $threads threads) =="
+    burn_out=$("$bin" --burn "$model" "${files[@]}" | grep -v ' \[')
+    echo "$burn_out"
+fi
 echo "== faster-whisper (CTranslate2, CPU, float32, $threads threads) =="
 fw_out=$("$venv/bin/python" scripts/bench_asr_faster_whisper.py "$model" "$threads" "${files[@]}")
 echo "$fw_out"
 echo "== summary =="
 echo "$flow_out" | grep 'real-time factor'
+[ -n "${BURN:-}" ] && echo "$burn_out" | grep 'real-time factor'
 echo "$fw_out" | grep 'real-time factor'

@@ -3,10 +3,7 @@
 //! timestamp rules (pairs, never decreasing, an initial timestamp within
 //! the first second, timestamps forced when they are likelier than text).
 
-use burn::tensor::backend::Backend;
-use flow_backend::burn;
-
-use crate::model::{DecoderState, Whisper};
+use crate::network::Network;
 use crate::tokens::Specials;
 
 /// Decoding rules of one model.
@@ -172,9 +169,9 @@ impl Choice<'_> {
 
 /// Greedily decodes after `prompt` for every window in `state` (one
 /// prompt per window, all of the same length), at most `max_new` tokens.
-pub fn greedy<B: Backend>(
-    model: &Whisper<B>,
-    state: &mut DecoderState<B>,
+pub fn greedy<N: Network>(
+    model: &N,
+    state: &mut N::State,
     prompts: &[Vec<u32>],
     rules: &Rules,
     max_new: usize,
@@ -186,16 +183,16 @@ pub fn greedy<B: Backend>(
 /// window, all of the same length), at most `max_new` tokens, choosing
 /// tokens by `choice`. `sum_logprob` is always of the unscaled
 /// log-probabilities, as faster-whisper reports it.
-pub fn decode<B: Backend>(
-    model: &Whisper<B>,
-    state: &mut DecoderState<B>,
+pub fn decode<N: Network>(
+    model: &N,
+    state: &mut N::State,
     prompts: &[Vec<u32>],
     rules: &Rules,
     max_new: usize,
     choice: &mut Choice<'_>,
 ) -> Vec<Decoded> {
     let b = prompts.len();
-    let vocab = model.dims.vocab;
+    let vocab = model.dims().vocab;
     let mut out: Vec<Decoded> = (0..b)
         .map(|_| Decoded {
             tokens: Vec::new(),

@@ -6,11 +6,8 @@
 //! the likeliest result whose compression ratio passed (else the likeliest
 //! of all) is kept. Windows that are silence are never re-decoded.
 
-use burn::tensor::backend::Backend;
-use burn::tensor::Tensor;
-use flow_backend::burn;
-
 use crate::decode::{decode, Choice, Decoded, Rng};
+use crate::network::Network;
 use crate::transcribe::{compression_ratio, Options, Transcriber};
 
 /// One decoded window with the figures that judged it.
@@ -27,7 +24,7 @@ pub struct Outcome {
 }
 
 impl Outcome {
-    fn new<B: Backend>(t: &Transcriber<B>, decoded: Decoded, temperature: f64) -> Self {
+    fn new<N: Network>(t: &Transcriber<N>, decoded: Decoded, temperature: f64) -> Self {
         let avg_logprob = decoded.sum_logprob / (decoded.tokens.len() + 1) as f64;
         let text = t.vocab.decode(&decoded.tokens);
         Self {
@@ -67,14 +64,14 @@ impl Outcome {
     }
 }
 
-impl<B: Backend> Transcriber<B> {
+impl<N: Network> Transcriber<N> {
     /// Decodes a batch of encoded windows (`audio`: `[n, frames, d_model]`)
     /// after `prompts` (one per window, all the same length), with the
     /// temperature fallback of `opts`. The first temperature runs batched;
     /// fallbacks run per window.
     pub fn decode_windows(
         &self,
-        audio: Tensor<B, 3>,
+        audio: N::Audio,
         prompts: &[Vec<u32>],
         opts: &Options,
         rng: &mut Rng,
@@ -84,7 +81,6 @@ impl<B: Backend> Transcriber<B> {
             false => &opts.temperatures,
         };
         let first = self.decode_at(audio.clone(), prompts, temps[0], opts, rng);
-        let [_, frames, d] = audio.dims();
         first
             .into_iter()
             .enumerate()
@@ -92,7 +88,7 @@ impl<B: Backend> Transcriber<B> {
                 if temps.len() == 1 || !outcome.needs_fallback(opts) {
                     return outcome;
                 }
-                let row = audio.clone().slice([i..i + 1, 0..frames, 0..d]);
+                let row = self.model.select(&audio, &[i]);
                 self.fall_back(row, &prompts[i], outcome, &temps[1..], opts, rng)
             })
             .collect()
@@ -100,7 +96,7 @@ impl<B: Backend> Transcriber<B> {
 
     fn fall_back(
         &self,
-        row: Tensor<B, 3>,
+        row: N::Audio,
         prompt: &[u32],
         first: Outcome,
         temps: &[f64],
@@ -132,7 +128,7 @@ impl<B: Backend> Transcriber<B> {
     /// best of `opts.best_of` samples per window.
     fn decode_at(
         &self,
-        audio: Tensor<B, 3>,
+        audio: N::Audio,
         prompts: &[Vec<u32>],
         temperature: f64,
         opts: &Options,
@@ -140,7 +136,7 @@ impl<B: Backend> Transcriber<B> {
     ) -> Vec<Outcome> {
         let max_new = self
             .model
-            .dims
+            .dims()
             .text_ctx
             .saturating_sub(prompts.first().map_or(0, Vec::len))
             .max(1);
@@ -160,11 +156,9 @@ impl<B: Backend> Transcriber<B> {
                 .collect();
         }
         let k = opts.best_of.max(1);
-        let [n, frames, d] = audio.dims();
-        (0..n)
+        (0..prompts.len())
             .map(|i| {
-                let row = audio.clone().slice([i..i + 1, 0..frames, 0..d]);
-                let rows = Tensor::cat(vec![row; k], 0);
+                let rows = self.model.select(&audio, &vec![i; k]);
                 let mut state = self.model.start(rows);
                 let candidates = decode(
                     &self.model,

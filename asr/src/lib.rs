@@ -3,12 +3,14 @@
 //! end, tokenizer and greedy decoding with timestamp rules, faithful to
 //! faster-whisper. See `docs/asr.md`.
 
+pub mod cpu;
 pub mod decode;
 pub mod fallback;
 pub mod hf;
 pub mod load;
 pub mod mel;
 pub mod model;
+pub mod network;
 pub mod regions;
 pub mod stage;
 pub mod tokens;
@@ -20,8 +22,10 @@ use burn::tensor::backend::Backend;
 use flow_backend::{burn, Weights};
 use flow_engine::Registry;
 
+pub use cpu::CpuWhisper;
 pub use decode::Rules;
 pub use model::Whisper;
+pub use network::Network;
 pub use regions::merge_regions;
 pub use transcribe::{Options, Segment, Transcriber};
 
@@ -78,10 +82,27 @@ fn rules(dir: &Path, vocab: &tokens::Vocabulary) -> Result<Rules, String> {
     })
 }
 
-/// Loads the Whisper model in `dir` (a CTranslate2 `model.bin` folder, or a
-/// Hugging Face `model.safetensors` + `config.json` one) on
-/// `device`, with its tokenizer and rules. `host_logits`: see
-/// [`load::whisper`] (true on the CPU backend).
+/// The weights of the model in `dir`: a CTranslate2 `model.bin` folder,
+/// or a Hugging Face `model.safetensors` + `config.json` one (renamed into
+/// CTranslate2's names).
+fn weights(dir: &Path) -> Result<Weights, String> {
+    match hf::is_hf(dir) {
+        true => hf::read(dir),
+        false => Weights::read(&dir.join("model.bin")),
+    }
+    .map_err(|e| e.to_string())
+}
+
+/// `model` with the tokenizer and rules of `dir`.
+fn transcriber<N: Network>(dir: &Path, model: N) -> Result<Transcriber<N>, String> {
+    let vocab = tokens::Vocabulary::load(dir, model.dims().vocab)?;
+    let rules = rules(dir, &vocab)?;
+    Ok(Transcriber::new(model, vocab, rules))
+}
+
+/// Loads the Whisper model in `dir` (see [`weights`]) in burn on `device`,
+/// with its tokenizer and rules. `host_logits`: see [`load::whisper`] (true
+/// on the CPU backend).
 ///
 /// # Errors
 /// A message naming the file that is missing or wrong.
@@ -89,14 +110,18 @@ pub fn load<B: Backend>(
     dir: &Path,
     device: &B::Device,
     host_logits: bool,
-) -> Result<Transcriber<B>, String> {
-    let weights = match hf::is_hf(dir) {
-        true => hf::read(dir),
-        false => Weights::read(&dir.join("model.bin")),
-    }
-    .map_err(|e| e.to_string())?;
-    let model = load::whisper::<B>(&weights, device, host_logits).map_err(|e| e.to_string())?;
-    let vocab = tokens::Vocabulary::load(dir, model.dims.vocab)?;
-    let rules = rules(dir, &vocab)?;
-    Ok(Transcriber::new(model, vocab, rules))
+) -> Result<Transcriber<Whisper<B>>, String> {
+    let model =
+        load::whisper::<B>(&weights(dir)?, device, host_logits).map_err(|e| e.to_string())?;
+    transcriber(dir, model)
+}
+
+/// Loads the Whisper model in `dir` on the CPU kernels ([`CpuWhisper`]),
+/// with its tokenizer and rules: what `asr.whisper` runs on the CPU.
+///
+/// # Errors
+/// A message naming the file that is missing or wrong.
+pub fn load_cpu(dir: &Path) -> Result<Transcriber<CpuWhisper>, String> {
+    let model = CpuWhisper::new(&weights(dir)?).map_err(|e| e.to_string())?;
+    transcriber(dir, model)
 }

@@ -44,6 +44,22 @@ pub fn dims(w: &Weights) -> LoadResult<Dims> {
     })
 }
 
+/// [`dims`], checked: the heads divide the model width.
+///
+/// # Errors
+/// A missing tensor, or a head count that does not divide the width.
+pub fn checked_dims(w: &Weights) -> LoadResult<Dims> {
+    let dims = dims(w)?;
+    if dims.heads == 0 || dims.d_model % dims.heads != 0 {
+        return Err(WeightError::Missing {
+            name: "encoder/num_heads".into(),
+            path: w.path.clone(),
+            hint: " (or it does not divide the model width)".into(),
+        });
+    }
+    Ok(dims)
+}
+
 fn linear<B: Backend>(w: &Weights, name: &str, dev: &B::Device) -> LoadResult<Linear<B>> {
     let bias = match w.tensors.contains_key(&format!("{name}/bias")) {
         true => Some(t(w, &format!("{name}/bias"), dev)?),
@@ -101,14 +117,7 @@ pub fn whisper<B: Backend>(
     device: &B::Device,
     host_logits: bool,
 ) -> LoadResult<Whisper<B>> {
-    let dims = dims(w)?;
-    if dims.heads == 0 || dims.d_model % dims.heads != 0 {
-        return Err(WeightError::Missing {
-            name: "encoder/num_heads".into(),
-            path: w.path.clone(),
-            hint: " (or it does not divide the model width)".into(),
-        });
-    }
+    let dims = checked_dims(w)?;
     let dev = device;
     let enc_layers = (0..dims.encoder_layers)
         .map(|i| {

@@ -6,11 +6,9 @@
 //! timestamp before its end continues from there in the next round, as the
 //! 30 s seek loop does.
 
-use burn::tensor::backend::Backend;
-use flow_backend::burn;
-
 use crate::decode::Rng;
 use crate::mel::{Mel, HOP, SAMPLE_RATE, WINDOW_FRAMES};
+use crate::network::Network;
 use crate::transcribe::{round, split, Options, Segment, Transcriber};
 
 /// Seconds per mel frame.
@@ -53,7 +51,7 @@ struct Job {
     seek: usize,
 }
 
-impl<B: Backend> Transcriber<B> {
+impl<N: Network> Transcriber<N> {
     /// Transcribes several items, each given as its 16 kHz samples and its
     /// speech regions (seconds), with at most `max_windows` windows per
     /// forward pass. Returns each item's segments, in time order.

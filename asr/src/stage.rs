@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-use flow_backend::{with_backend, Compute};
+use flow_backend::Compute;
 use flow_engine::device::DeviceId;
 use flow_engine::memory::MemoryEstimate;
 use flow_engine::registry::{
@@ -13,6 +13,9 @@ use flow_engine::registry::{
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::cpu::CpuWhisper;
+#[cfg(feature = "cuda")]
+use crate::model::Whisper;
 use crate::transcribe::{Options, Segment, Transcriber};
 
 /// Settings of `asr.whisper`.
@@ -192,9 +195,9 @@ impl StageKind for WhisperKind {
 
 /// A model loaded on one backend.
 enum Loaded {
-    Cpu(Transcriber<flow_backend::Cpu>),
+    Cpu(Box<Transcriber<CpuWhisper>>),
     #[cfg(feature = "cuda")]
-    Gpu(Transcriber<flow_backend::Gpu>),
+    Gpu(Box<Transcriber<Whisper<flow_backend::Gpu>>>),
 }
 
 struct Model {
@@ -218,11 +221,15 @@ impl WhisperStage {
         }
         let compute = Compute::for_device(device).map_err(|e| StageError::failed(e.to_string()))?;
         let dir = &self.model_dir;
-        let loaded = with_backend!(&compute, |B, dev| {
-            let host = matches!(compute, Compute::Cpu(_));
-            let t = crate::load::<B>(dir, &dev, host).map_err(StageError::failed)?;
-            wrap(t)
-        });
+        let loaded = match &compute {
+            Compute::Cpu(_) => {
+                Loaded::Cpu(Box::new(crate::load_cpu(dir).map_err(StageError::failed)?))
+            }
+            #[cfg(feature = "cuda")]
+            Compute::Cuda(dev) => Loaded::Gpu(Box::new(
+                crate::load::<flow_backend::Gpu>(dir, dev, false).map_err(StageError::failed)?,
+            )),
+        };
         let model = Arc::new(Model {
             device,
             compute,
@@ -231,24 +238,6 @@ impl WhisperStage {
         *slot = Some(model.clone());
         Ok(model)
     }
-}
-
-trait Wrap {
-    fn wrap(self) -> Loaded;
-}
-impl Wrap for Transcriber<flow_backend::Cpu> {
-    fn wrap(self) -> Loaded {
-        Loaded::Cpu(self)
-    }
-}
-#[cfg(feature = "cuda")]
-impl Wrap for Transcriber<flow_backend::Gpu> {
-    fn wrap(self) -> Loaded {
-        Loaded::Gpu(self)
-    }
-}
-fn wrap<T: Wrap>(t: T) -> Loaded {
-    t.wrap()
 }
 
 /// One item's decoded audio and, when a VAD stage is wired in, its speech

@@ -4,15 +4,12 @@
 
 use std::io::Write;
 
-use burn::tensor::backend::Backend;
-use burn::tensor::{Tensor, TensorData};
-use flow_backend::burn;
 use serde::{Deserialize, Serialize};
 
 use crate::decode::{Rng, Rules};
 use crate::fallback::Outcome;
 use crate::mel::{Mel, MelFrontEnd, HOP, SAMPLE_RATE, WINDOW_FRAMES};
-use crate::model::Whisper;
+use crate::network::Network;
 use crate::tokens::Vocabulary;
 
 /// Seconds per mel frame.
@@ -99,9 +96,9 @@ impl Options {
 }
 
 /// A model with its tokenizer, rules and front end.
-pub struct Transcriber<B: Backend> {
+pub struct Transcriber<N> {
     /// The network.
-    pub model: Whisper<B>,
+    pub model: N,
     /// The vocabulary.
     pub vocab: Vocabulary,
     /// The decoding rules.
@@ -120,10 +117,10 @@ pub fn compression_ratio(text: &str) -> f64 {
     text.len() as f64 / compressed as f64
 }
 
-impl<B: Backend> Transcriber<B> {
+impl<N: Network> Transcriber<N> {
     /// Combines the parts.
-    pub fn new(model: Whisper<B>, vocab: Vocabulary, rules: Rules) -> Self {
-        let front = MelFrontEnd::new(model.dims.n_mels);
+    pub fn new(model: N, vocab: Vocabulary, rules: Rules) -> Self {
+        let front = MelFrontEnd::new(model.dims().n_mels);
         Self {
             model,
             vocab,
@@ -139,17 +136,13 @@ impl<B: Backend> Transcriber<B> {
     }
 
     /// Encodes windows of `mel` (`(seek, size)` each) in one batch.
-    pub(crate) fn encode_windows(&self, mels: &[(&Mel, usize, usize)]) -> Tensor<B, 3> {
-        let n_mels = self.model.dims.n_mels;
+    pub(crate) fn encode_windows(&self, mels: &[(&Mel, usize, usize)]) -> N::Audio {
+        let n_mels = self.model.dims().n_mels;
         let mut data = Vec::with_capacity(mels.len() * n_mels * WINDOW_FRAMES);
         for (mel, seek, size) in mels {
             data.extend(mel.window(*seek, *size));
         }
-        let input = Tensor::<B, 3>::from_data(
-            TensorData::new(data, [mels.len(), n_mels, WINDOW_FRAMES]),
-            self.model.device(),
-        );
-        self.model.encode(input)
+        self.model.encode(data, mels.len())
     }
 
     /// Transcribes 16 kHz mono samples.
@@ -165,7 +158,7 @@ impl<B: Backend> Transcriber<B> {
         let mut seek = 0usize;
         let mut all_tokens: Vec<u32> = Vec::new();
         let mut segments = Vec::new();
-        let max_prompt = self.model.dims.text_ctx / 2 - 1;
+        let max_prompt = self.model.dims().text_ctx / 2 - 1;
         let mut rng = Rng::new(opts.seed);
         let mut prompt_from = 0usize;
         while seek < content {

@@ -224,14 +224,11 @@ fn tiny_en_in_the_hugging_face_layout_transcribes_like_the_original() {
     assert!(flow_asr::hf::is_hf(dir.path()));
 
     let samples = common::wav(&common::reference("enroll_us.16k.wav"));
-    let compute = Compute::for_device(DeviceId::Cpu).unwrap();
-    let (original, converted) = with_backend!(&compute, |B, device| {
-        let run = |d: &Path| {
-            let t = flow_asr::load::<B>(d, &device, true).unwrap();
-            t.transcribe(&samples, &Options::greedy()).unwrap()
-        };
-        (run(&ct2_dir), run(dir.path()))
-    });
+    let run = |d: &Path| {
+        let t = flow_asr::load_cpu(d).unwrap();
+        t.transcribe(&samples, &Options::greedy()).unwrap()
+    };
+    let (original, converted) = (run(&ct2_dir), run(dir.path()));
     assert!(!original.is_empty());
     assert_eq!(original, converted);
 }
@@ -328,12 +325,20 @@ fn a_small_random_checkpoint_maps_onto_the_model() {
     // It loads with the config's sizes and runs end to end.
     let compute = Compute::for_device(DeviceId::Cpu).unwrap();
     let samples = common::wav(&common::reference("enroll_us.16k.wav"));
-    let dims = with_backend!(&compute, |B, device| {
+    let (dims, burn_out) = with_backend!(&compute, |B, device| {
         let t = flow_asr::load::<B>(dir.path(), &device, true).unwrap();
         let out = t.transcribe(&samples[..16_000 * 3], &Options::greedy());
         assert!(out.is_ok(), "{out:?}");
-        t.model.dims
+        (t.model.dims, out.unwrap())
     });
+    // The CPU kernels load it too, and decode the same tokens.
+    let t = flow_asr::load_cpu(dir.path()).unwrap();
+    let cpu_out = t
+        .transcribe(&samples[..16_000 * 3], &Options::greedy())
+        .unwrap();
+    let tokens =
+        |s: &[flow_asr::Segment]| s.iter().flat_map(|s| s.tokens.clone()).collect::<Vec<_>>();
+    assert_eq!(tokens(&cpu_out), tokens(&burn_out));
     assert_eq!(
         (
             dims.d_model,

@@ -1,12 +1,11 @@
-//! Whisper tiny.en in burn against faster-whisper (CTranslate2, float32,
+//! Whisper tiny.en on the CPU kernels (what `asr.whisper` runs on the CPU)
+//! against faster-whisper (CTranslate2, float32,
 //! greedy) on the reference clips: the same token ids per segment and the
 //! same words.
 
 mod common;
 
 use flow_asr::{Options, Segment};
-use flow_backend::{with_backend, Compute};
-use flow_engine::device::DeviceId;
 
 const CLIPS: [&str; 4] = [
     "solo_us.16k.wav",
@@ -22,19 +21,15 @@ fn transcribe_all() -> &'static [(String, Vec<Segment>)] {
 }
 
 fn transcribe_clips() -> Vec<(String, Vec<Segment>)> {
-    let dir = common::model_dir();
-    let compute = Compute::for_device(DeviceId::Cpu).unwrap();
-    with_backend!(&compute, |B, device| {
-        let t = flow_asr::load::<B>(&dir, &device, true).unwrap();
-        CLIPS
-            .iter()
-            .map(|clip| {
-                let samples = common::wav(&common::reference(clip));
-                let segments = t.transcribe(&samples, &Options::greedy()).unwrap();
-                (clip.to_string(), segments)
-            })
-            .collect()
-    })
+    let t = flow_asr::load_cpu(&common::model_dir()).unwrap();
+    CLIPS
+        .iter()
+        .map(|clip| {
+            let samples = common::wav(&common::reference(clip));
+            let segments = t.transcribe(&samples, &Options::greedy()).unwrap();
+            (clip.to_string(), segments)
+        })
+        .collect()
 }
 
 #[test]

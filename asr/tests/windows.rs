@@ -4,8 +4,6 @@
 mod common;
 
 use flow_asr::{Options, Segment};
-use flow_backend::{with_backend, Compute};
-use flow_engine::device::DeviceId;
 
 const CLIPS: [&str; 4] = [
     "solo_us.16k.wav",
@@ -40,11 +38,8 @@ fn speech_regions_of_all_clips_decode_together_with_the_reference_words() {
         .map(|(s, r)| (s.as_slice(), r.clone()))
         .collect();
     let dir = common::model_dir();
-    let compute = Compute::for_device(DeviceId::Cpu).unwrap();
-    let all: Vec<Vec<Segment>> = with_backend!(&compute, |B, device| {
-        let t = flow_asr::load::<B>(&dir, &device, true).unwrap();
-        t.transcribe_regions(&items, &Options::greedy(), 4).unwrap()
-    });
+    let t = flow_asr::load_cpu(&dir).unwrap();
+    let all: Vec<Vec<Segment>> = t.transcribe_regions(&items, &Options::greedy(), 4).unwrap();
     assert_eq!(all.len(), CLIPS.len(), "one transcript per clip");
     let (mut errors, mut total) = (0, 0);
     for ((clip, segments), (_, regions)) in CLIPS.iter().zip(&all).zip(&clips) {
@@ -77,7 +72,6 @@ fn fallback_keeps_the_likeliest_decoding_and_is_reproducible() {
     let dir = common::model_dir();
     let mut samples = common::wav(&common::reference("solo_us.16k.wav"));
     samples.truncate(16_000 * 6);
-    let compute = Compute::for_device(DeviceId::Cpu).unwrap();
     let forced = Options {
         // Every window falls back: no mean log-probability is above 0.
         log_prob_threshold: Some(0.0),
@@ -87,14 +81,10 @@ fn fallback_keeps_the_likeliest_decoding_and_is_reproducible() {
         seed: 7,
         ..Options::default()
     };
-    let (greedy, a, b) = with_backend!(&compute, |B, device| {
-        let t = flow_asr::load::<B>(&dir, &device, true).unwrap();
-        (
-            t.transcribe(&samples, &Options::greedy()).unwrap(),
-            t.transcribe(&samples, &forced).unwrap(),
-            t.transcribe(&samples, &forced).unwrap(),
-        )
-    });
+    let t = flow_asr::load_cpu(&dir).unwrap();
+    let greedy = t.transcribe(&samples, &Options::greedy()).unwrap();
+    let a = t.transcribe(&samples, &forced).unwrap();
+    let b = t.transcribe(&samples, &forced).unwrap();
     assert_eq!(a, b, "the same seed gives the same transcript");
     assert!(!a.is_empty());
     assert!(a
