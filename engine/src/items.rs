@@ -64,6 +64,41 @@ pub enum ItemsError {
     },
 }
 
+/// Hands the items of `inputs` (relative to `base`, the workflow folder)
+/// to `each`, in order, until it returns `false`. Rows of a table are
+/// streamed; files and list entries are few and listed first.
+///
+/// # Errors
+/// An [`ItemsError`] when the glob, the table or the list file is unusable.
+pub fn visit(
+    inputs: &InputsSpec,
+    base: &Path,
+    each: &mut dyn FnMut(Item) -> bool,
+) -> Result<(), ItemsError> {
+    if let Some(rows) = &inputs.rows {
+        return crate::rows::visit(rows, base, each);
+    }
+    for item in discover(inputs, base)? {
+        if !each(item) {
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// How many items `inputs` has, counted without holding them.
+///
+/// # Errors
+/// As [`visit`].
+pub fn count(inputs: &InputsSpec, base: &Path) -> Result<usize, ItemsError> {
+    let mut n = 0;
+    visit(inputs, base, &mut |_| {
+        n += 1;
+        true
+    })?;
+    Ok(n)
+}
+
 /// Lists the items of `inputs`, relative to `base` (the workflow folder).
 ///
 /// # Errors

@@ -31,10 +31,29 @@ fn id_text(v: &serde_json::Value) -> Option<String> {
 /// Lists the rows of `spec.file` (relative to `base`) as items.
 ///
 /// # Errors
+/// As [`visit`].
+pub fn discover(spec: &RowsSpec, base: &Path) -> Result<Vec<Item>, ItemsError> {
+    let mut items = Vec::new();
+    visit(spec, base, &mut |item| {
+        items.push(item);
+        true
+    })?;
+    Ok(items)
+}
+
+/// Hands the rows of `spec.file` (relative to `base`) to `each` as items,
+/// in order, one at a time, until it returns `false`: a table of millions
+/// of rows is listed without holding its items.
+///
+/// # Errors
 /// [`ItemsError::Rows`] when the file cannot be read or a CSV header lacks
 /// the text column. A malformed JSONL line becomes an item that fails with
 /// the reason; the other rows go on.
-pub fn discover(spec: &RowsSpec, base: &Path) -> Result<Vec<Item>, ItemsError> {
+pub fn visit(
+    spec: &RowsSpec,
+    base: &Path,
+    each: &mut dyn FnMut(Item) -> bool,
+) -> Result<(), ItemsError> {
     let path = base.join(&spec.file);
     let err = |reason: String| ItemsError::Rows {
         path: path.clone(),
@@ -43,10 +62,9 @@ pub fn discover(spec: &RowsSpec, base: &Path) -> Result<Vec<Item>, ItemsError> {
     let file = File::open(&path).map_err(|e| err(e.to_string()))?;
     let source = path.to_string_lossy().into_owned();
     if is_csv(&path) {
-        return discover_csv(spec, file, &source).map_err(err);
+        return visit_csv(spec, file, &source, each).map_err(err);
     }
     let mut reader = BufReader::new(file);
-    let mut items = Vec::new();
     let mut line = String::new();
     let mut offset = 0u64;
     let mut number = 0u64;
@@ -79,7 +97,7 @@ pub fn discover(spec: &RowsSpec, base: &Path) -> Result<Vec<Item>, ItemsError> {
                 Some(format!("line {number} is not a JSON object: {e}")),
             ),
         };
-        items.push(Item {
+        let go_on = each(Item {
             id,
             source: source.clone(),
             fingerprint: fingerprint(trimmed.as_bytes()),
@@ -89,11 +107,19 @@ pub fn discover(spec: &RowsSpec, base: &Path) -> Result<Vec<Item>, ItemsError> {
                 field: spec.text.clone(),
             }),
         });
+        if !go_on {
+            break;
+        }
     }
-    Ok(items)
+    Ok(())
 }
 
-fn discover_csv(spec: &RowsSpec, file: File, source: &str) -> Result<Vec<Item>, String> {
+fn visit_csv(
+    spec: &RowsSpec,
+    file: File,
+    source: &str,
+    each: &mut dyn FnMut(Item) -> bool,
+) -> Result<(), String> {
     let mut reader = csv::ReaderBuilder::new()
         .flexible(true)
         .from_reader(BufReader::new(file));
@@ -107,7 +133,6 @@ fn discover_csv(spec: &RowsSpec, file: File, source: &str) -> Result<Vec<Item>, 
         )
     })?;
     let id = column(&spec.id);
-    let mut items = Vec::new();
     let mut record = csv::ByteRecord::new();
     let mut number = 0u64;
     loop {
@@ -127,7 +152,7 @@ fn discover_csv(spec: &RowsSpec, file: File, source: &str) -> Result<Vec<Item>, 
             Some(_) => None,
             None => Some(format!("record {number} has no column `{}`", spec.text)),
         };
-        items.push(Item {
+        let go_on = each(Item {
             id: row_id,
             source: source.to_string(),
             fingerprint: fingerprint(record.as_slice()),
@@ -137,8 +162,11 @@ fn discover_csv(spec: &RowsSpec, file: File, source: &str) -> Result<Vec<Item>, 
                 field: spec.text.clone(),
             }),
         });
+        if !go_on {
+            break;
+        }
     }
-    Ok(items)
+    Ok(())
 }
 
 /// The text of a row item, read from its table.

@@ -65,22 +65,30 @@ pub struct RunStatusReport {
     pub items: Vec<ItemStatus>,
 }
 
+/// The id of a run's `index`-th item (`#index` if it is not stored).
+fn item_id(store: &Store, run: u64, index: usize) -> String {
+    store
+        .item(run, index)
+        .map_or_else(|| format!("#{index}"), |i| i.id)
+}
+
 /// Builds the status of `run`; `per_item` adds every item's state per stage.
 pub fn report(store: &Store, run: RunRecord, per_item: bool) -> RunStatusReport {
-    let items = store.items(run.id);
+    let items = run.items;
     let mut stages: Vec<StageCounts> = run
         .stages
         .iter()
         .map(|s| StageCounts {
             stage: s.clone(),
-            pending: items.len(),
+            pending: items,
             ..Default::default()
         })
         .collect();
     let mut failures = Vec::new();
     let mut degraded = Vec::new();
     let mut per_items: Vec<ItemStatus> = if per_item {
-        items
+        store
+            .items(run.id)
             .iter()
             .map(|i| ItemStatus {
                 item: i.id.clone(),
@@ -114,9 +122,7 @@ pub fn report(store: &Store, run: RunRecord, per_item: bool) -> RunStatusReport 
             ItemStage::Failed { reason, .. } => {
                 counts.failed += 1;
                 failures.push(Failure {
-                    item: items
-                        .get(item)
-                        .map_or_else(|| format!("#{item}"), |i| i.id.clone()),
+                    item: item_id(store, run.id, item),
                     stage: counts.stage.clone(),
                     reason,
                 });
@@ -125,9 +131,7 @@ pub fn report(store: &Store, run: RunRecord, per_item: bool) -> RunStatusReport 
             ItemStage::Degraded { reason, via } => {
                 counts.degraded += 1;
                 degraded.push(Failure {
-                    item: items
-                        .get(item)
-                        .map_or_else(|| format!("#{item}"), |i| i.id.clone()),
+                    item: item_id(store, run.id, item),
                     stage: counts.stage.clone(),
                     reason: format!("{reason} (fallback: {via})"),
                 });

@@ -54,7 +54,7 @@ pub fn resume(args: ResumeArgs) -> Result<i32, CliError> {
     };
     let workflow = load(std::path::Path::new(&record.workflow), &tuning)?;
     eprintln!("resuming run {} of `{}`", record.id, record.workflow);
-    let items = Store::open(&state_dir)?.items(record.id).len();
+    let items = record.items;
     start(
         workflow,
         state_dir,
@@ -77,9 +77,7 @@ pub(super) fn start(
     let items = match resume {
         Some((_, n)) => n,
         None => {
-            let n = flow_engine::items::discover(&workflow.spec.inputs, &workflow.dir)
-                .map(|i| i.len())
-                .unwrap_or(0);
+            let n = flow_engine::items::count(&workflow.spec.inputs, &workflow.dir).unwrap_or(0);
             max_items.map_or(n, |m| n.min(m))
         }
     };

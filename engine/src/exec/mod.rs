@@ -23,7 +23,7 @@ use tokio::sync::Semaphore;
 
 use crate::device::DeviceId;
 use crate::graph::Workflow;
-use crate::items::{self, Item};
+use crate::items;
 use crate::plan::Plan;
 use crate::registry::{BuildContext, Stage};
 use crate::report::{Event, EventLog, Reporter};
@@ -183,35 +183,38 @@ pub fn execute(request: RunRequest) -> Result<RunSummary, ExecError> {
     let workflow = request.workflow;
     let stage_ids: Vec<String> = workflow.stages.iter().map(|s| s.id.to_string()).collect();
 
-    let (record, items) = match request.resume {
-        Some(id) => {
-            let record = store
-                .run(id)
-                .ok_or_else(|| ExecError::NothingToResume(format!("there is no run {id}")))?;
-            let items = store.items(id);
-            (record, items)
-        }
+    // Items stream from the inputs into the store, and from the store into
+    // the run a page at a time: no list of every item is held in memory.
+    let record = match request.resume {
+        Some(id) => store
+            .run(id)
+            .ok_or_else(|| ExecError::NothingToResume(format!("there is no run {id}")))?,
         None => {
-            let mut items = items::discover(&workflow.spec.inputs, &workflow.dir)?;
-            if let Some(max) = request.max_items {
-                items.truncate(max);
+            let id = store.next_run_id();
+            let max = request.max_items.unwrap_or(usize::MAX);
+            let mut writer = store.item_writer(id);
+            if max > 0 {
+                items::visit(&workflow.spec.inputs, &workflow.dir, &mut |item| {
+                    writer.push(item);
+                    writer.count() < max
+                })?;
             }
             let record = RunRecord {
-                id: store.next_run_id(),
+                id,
                 workflow: workflow.path.display().to_string(),
                 args: request.args.clone(),
                 stages: stage_ids.clone(),
-                items: items.len(),
+                items: writer.finish(),
                 status: RunStatus::Running,
                 started_at: now_ms(),
                 finished_at: None,
                 resumed_from: None,
             };
-            store.put_items(record.id, &items);
             store.put_run(&record);
-            (record, items)
+            record
         }
     };
+    let items = record.items;
     let run = record.id;
     let min_result_run = if record.args.fresh || request.calibrate {
         run
@@ -250,7 +253,7 @@ pub fn execute(request: RunRequest) -> Result<RunSummary, ExecError> {
         .collect();
     let counters = (0..stages.len())
         .map(|_| StageCounters {
-            remaining: AtomicUsize::new(items.len()),
+            remaining: AtomicUsize::new(items),
             ..Default::default()
         })
         .collect();
@@ -318,17 +321,17 @@ pub fn execute(request: RunRequest) -> Result<RunSummary, ExecError> {
     context.emit(&Event::RunStarted {
         run,
         workflow: workflow.spec.name.clone(),
-        items: items.len(),
+        items,
         stages: stage_ids.clone(),
     });
-    reporter.start(&stage_ids, items.len());
+    reporter.start(&stage_ids, items);
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(cores)
         .enable_time()
         .build()
         .map_err(ExecError::Runtime)?;
-    let failed_items = runtime.block_on(run_items(context.clone(), items.clone(), cores));
+    let failed_items = runtime.block_on(run_items(context.clone(), items, cores));
     drop(runtime);
 
     let computed = context.computed.load(Ordering::Relaxed);
@@ -353,8 +356,8 @@ pub fn execute(request: RunRequest) -> Result<RunSummary, ExecError> {
     }
     let summary = RunSummary {
         run,
-        items: items.len(),
-        succeeded: items.len() - failed_items,
+        items,
+        succeeded: items - failed_items,
         failed: failed_items,
         degraded,
         computed,
@@ -385,7 +388,9 @@ pub fn execute(request: RunRequest) -> Result<RunSummary, ExecError> {
 
 /// Runs every item, wave by wave (one wave unless the plan swaps models),
 /// at most a bounded number at once; returns how many failed.
-async fn run_items(context: Arc<RunContext>, items: Vec<Item>, cores: usize) -> usize {
+async fn run_items(context: Arc<RunContext>, total: usize, cores: usize) -> usize {
+    // Items are read from the store this many at a time.
+    const PAGE: usize = 1_024;
     let wave = context.plan.wave_size.unwrap_or(usize::MAX).max(1);
     // A wave's items must all be in flight: a device that swaps models runs
     // its stages in plan order, each over the whole wave.
@@ -396,22 +401,25 @@ async fn run_items(context: Arc<RunContext>, items: Vec<Item>, cores: usize) -> 
     let in_flight = Arc::new(Semaphore::new(limit));
     let mut failed = 0;
     let mut start = 0;
-    let total = items.len();
-    let mut items = items.into_iter();
     loop {
-        let this: Vec<Item> = items.by_ref().take(wave).collect();
-        let last = start + this.len() >= total;
+        let len = wave.min(total - start);
+        let last = start + len >= total;
         context.last_wave.store(last, Ordering::Relaxed);
         for counters in &context.counters {
-            counters.remaining.store(this.len(), Ordering::Relaxed);
+            counters.remaining.store(len, Ordering::Relaxed);
         }
         let mut tasks = tokio::task::JoinSet::new();
-        for (offset, item) in this.into_iter().enumerate() {
+        let pages = (start..start + len).step_by(PAGE).map(|from| {
+            let n = PAGE.min(start + len - from);
+            let page = context.store.items_range(context.run, from, n);
+            (from, page)
+        });
+        let wave_items = pages.flat_map(|(from, page)| (from..).zip(page));
+        for (index, item) in wave_items {
             let Ok(permit) = in_flight.clone().acquire_owned().await else {
                 break;
             };
             let context = context.clone();
-            let index = start + offset;
             tasks.spawn(async move {
                 let ok = item::process(&context, index, Arc::new(item)).await;
                 drop(permit);
@@ -427,7 +435,7 @@ async fn run_items(context: Arc<RunContext>, items: Vec<Item>, cores: usize) -> 
         while let Some(result) = tasks.join_next().await {
             failed += usize::from(!matches!(result, Ok(true)));
         }
-        start += wave;
+        start += len;
         if last {
             break;
         }

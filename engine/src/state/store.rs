@@ -182,21 +182,21 @@ impl Store {
 
     /// Stores the items of a run.
     pub fn put_items(&self, run: u64, items: &[Item]) {
-        // In slices: one sled batch of 200 000 items held 1 GB while it was
-        // applied. A run's record is written after its items, so a crash
-        // halfway leaves no run to resume from a partial list.
-        const SLICE: usize = 2_000;
-        for (s, slice) in items.chunks(SLICE).enumerate() {
-            let mut batch = sled::Batch::default();
-            for (i, item) in slice.iter().enumerate() {
-                batch.insert(
-                    &pair(run, (s * SLICE + i) as u64)[..],
-                    serde_json::to_vec(item).unwrap_or_default(),
-                );
-            }
-            let _ = self.items.apply_batch(batch);
+        let mut writer = self.item_writer(run);
+        items.iter().cloned().for_each(|item| writer.push(item));
+        writer.finish();
+    }
+
+    /// A writer that stores a run's items as they are listed, in slices,
+    /// so no list of every item is ever held in memory.
+    pub fn item_writer(&self, run: u64) -> ItemWriter<'_> {
+        ItemWriter {
+            store: self,
+            run,
+            count: 0,
+            batch: sled::Batch::default(),
+            pending: 0,
         }
-        self.flush();
     }
 
     /// The items of a run, in order.
@@ -205,6 +205,20 @@ impl Store {
             .scan_prefix(run.to_be_bytes())
             .filter_map(|r| decode(r.ok()?.1))
             .collect()
+    }
+
+    /// Up to `len` items of a run from the `start`-th, in order.
+    pub fn items_range(&self, run: u64, start: usize, len: usize) -> Vec<Item> {
+        let end = start.saturating_add(len) as u64;
+        self.items
+            .range(pair(run, start as u64)..pair(run, end))
+            .filter_map(|r| decode(r.ok()?.1))
+            .collect()
+    }
+
+    /// The `index`-th item of a run.
+    pub fn item(&self, run: u64, index: usize) -> Option<Item> {
+        decode(self.items.get(pair(run, index as u64)).ok()??)
     }
 
     /// Records where `item` stands in `stage` for `run`.
@@ -253,6 +267,56 @@ impl Store {
             .scan_prefix(run.to_be_bytes())
             .filter_map(|r| decode(r.ok()?.1))
             .collect()
+    }
+}
+
+/// Stores a run's items in order as they are pushed ([`Store::item_writer`]).
+pub struct ItemWriter<'a> {
+    store: &'a Store,
+    run: u64,
+    count: usize,
+    batch: sled::Batch,
+    pending: usize,
+}
+
+impl ItemWriter<'_> {
+    /// Items per sled batch: one batch of 200 000 items held 1 GB while it
+    /// was applied.
+    const SLICE: usize = 2_000;
+
+    /// Adds the next item.
+    pub fn push(&mut self, item: Item) {
+        self.batch.insert(
+            &pair(self.run, self.count as u64)[..],
+            serde_json::to_vec(&item).unwrap_or_default(),
+        );
+        self.count += 1;
+        self.pending += 1;
+        if self.pending == Self::SLICE {
+            self.apply();
+        }
+    }
+
+    /// How many items were pushed.
+    pub fn count(&self) -> usize {
+        self.count
+    }
+
+    fn apply(&mut self) {
+        let _ = self
+            .store
+            .items
+            .apply_batch(std::mem::take(&mut self.batch));
+        self.pending = 0;
+    }
+
+    /// Writes the last slice and makes every item durable; returns how many
+    /// there are. A run's record is written after its items, so a crash
+    /// halfway leaves no run to resume from a partial list.
+    pub fn finish(mut self) -> usize {
+        self.apply();
+        self.store.flush();
+        self.count
     }
 }
 
@@ -333,4 +397,40 @@ fn triple(run: u64, item: usize, stage: usize) -> [u8; 20] {
     key[..16].copy_from_slice(&pair(run, item as u64));
     key[16..].copy_from_slice(&(stage as u32).to_be_bytes());
     key
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn item(i: usize) -> Item {
+        Item {
+            id: format!("row-{i}"),
+            source: "rows.jsonl".into(),
+            fingerprint: "f".into(),
+            error: None,
+            row: None,
+        }
+    }
+
+    #[test]
+    fn items_written_in_slices_read_back_in_pages() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let mut writer = store.item_writer(3);
+        for i in 0..4_500 {
+            writer.push(item(i));
+        }
+        assert_eq!(writer.finish(), 4_500);
+        let page = store.items_range(3, 1_999, 3);
+        assert_eq!(page, vec![item(1_999), item(2_000), item(2_001)]);
+        assert_eq!(store.items_range(3, 4_499, 10), vec![item(4_499)]);
+        assert!(store.items_range(3, 4_500, 10).is_empty());
+        assert_eq!(store.item(3, 4_000), Some(item(4_000)));
+        assert_eq!(store.items(3).len(), 4_500);
+        // Another run's items are not mixed in.
+        store.put_items(4, &[item(7)]);
+        assert_eq!(store.items_range(3, 4_499, 10), vec![item(4_499)]);
+        assert_eq!(store.items(4), vec![item(7)]);
+    }
 }
