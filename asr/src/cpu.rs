@@ -85,6 +85,7 @@ struct Ffn {
 struct Buffers {
     h: Vec<f32>,
     qkv: Vec<f32>,
+    q: Vec<f32>,
     ctx: Vec<f32>,
     up: Vec<f32>,
 }
@@ -228,8 +229,8 @@ impl CpuWhisper {
 }
 
 /// The rows of a kernel-3, padding-1 convolution's unfolded input: row `t`
-/// holds `x[c][t·stride + k − 1]` at `c·3 + k`. `at(c, i)` reads input
-/// channel `c` at time `i`.
+/// holds `x[c][t·stride + k − 1]` at `c·3 + k` (zero outside the `steps`
+/// input times). `at(c, i)` reads input channel `c` at time `i`.
 fn unfold(
     channels: usize,
     steps: usize,
@@ -237,12 +238,11 @@ fn unfold(
     at: impl Fn(usize, usize) -> f32,
     dst: &mut [f32],
 ) {
-    let t_in = steps;
     for (t, row) in dst.chunks_exact_mut(channels * 3).enumerate() {
         for (c, taps) in row.chunks_exact_mut(3).enumerate() {
             for (k, v) in taps.iter_mut().enumerate() {
                 let i = (t * stride + k) as isize - 1;
-                *v = match i >= 0 && (i as usize) < t_in {
+                *v = match i >= 0 && (i as usize) < steps {
                     true => at(c, i as usize),
                     false => 0.0,
                 };
@@ -251,20 +251,21 @@ fn unfold(
     }
 }
 
-/// Attention of `n` queries per batch row over keys and values given per
-/// (row, head) in `kv` (`m × dh` each), into `ctx` (`rows·n × heads·dh`).
-/// Query `i` of a row sits at `q[(row·n + i)·q_stride + head·dh ..]`.
-/// `causal`: the queries are positions `past + i` of the keys, and see
-/// only keys up to their own.
+/// The queries of one attention: `n` per batch row, query `i` of a row at
+/// `q[(row·n + i)·stride + head·dh ..]`.
 struct Queries<'a> {
     q: &'a [f32],
     stride: usize,
     n: usize,
     heads: usize,
     dh: usize,
+    /// `Some(past)`: query `i` is position `past + i` of the keys and sees
+    /// only keys up to its own.
     causal: Option<usize>,
 }
 
+/// Attention of `qs` over keys and values given per (row, head) in `kv`
+/// (`m × dh` each), into `ctx` (`rows·n × heads·dh`).
 fn attend(qs: &Queries<'_>, kv: &[(&[f32], &[f32])], ctx: &mut [f32]) {
     let Queries {
         q,
@@ -480,8 +481,8 @@ impl CpuWhisper {
             a.out.forward_add(&buf.ctx, rows, &mut x);
             let c = &layer.cross;
             c.norm.apply(&x, &mut buf.h);
-            let mut q = vec![0.0f32; rows * d];
-            c.q.forward(&buf.h, rows, &mut q);
+            buf.q.resize(rows * d, 0.0);
+            c.q.forward(&buf.h, rows, &mut buf.q);
             let kv: Vec<(&[f32], &[f32])> = state
                 .rows
                 .iter()
@@ -493,7 +494,7 @@ impl CpuWhisper {
                         .map(|(k, v)| (&k[..], &v[..]))
                 })
                 .collect();
-            queries.q = &q;
+            queries.q = &buf.q;
             queries.stride = d;
             queries.causal = None;
             attend(&queries, &kv, &mut buf.ctx);
