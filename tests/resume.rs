@@ -87,10 +87,13 @@ fn kill_nine_then_rerun_finishes_identically_without_redoing_work() {
     }
     assert_eq!(after.len(), 80, "every item-stage ran");
     let repeated: usize = after.values().map(|n| n - 1).sum();
-    // Only work in flight at the kill may run twice: at most the per-stage
-    // concurrency (cores) in each of the 4 stages.
+    // Only work not yet durable at the kill may run twice: what was in
+    // flight (at most the per-stage concurrency, cores, in each of the 4
+    // stages) and what finished while the group commit's last flush was
+    // still writing (at most as much again). Without checkpoints every one
+    // of the ≥ 25 executions before the kill would repeat.
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-    assert!(repeated <= 4 * cores, "{repeated} executions repeated");
+    assert!(repeated <= 2 * 4 * cores, "{repeated} executions repeated");
     assert_eq!(outputs(dir.path()), expected);
 }
 
