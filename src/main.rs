@@ -8,6 +8,13 @@ mod progress;
 
 use clap::Parser;
 
+/// jemalloc: it returns freed memory and fragments less under many threads
+/// than glibc's malloc, so a long run's memory stays flat
+/// (`docs/benchmarks.md`).
+#[cfg(not(target_env = "msvc"))]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 /// Restores the default action of SIGPIPE (Rust ignores it), so that
 /// `flow schema | head` ends quietly instead of panicking on a closed pipe.
 #[cfg(unix)]

@@ -55,7 +55,7 @@ pub fn explain(
         }
     }
     let key = keys[target].clone();
-    let cached_by_run = store.result(&key).map(|r| r.run);
+    let cached_by_run = store.result(stage, &item.id, &key).map(|r| r.run);
     let (previous_key, changes) = match store.latest_result(stage, &item.id) {
         Some(previous) if previous.key != key => {
             let changes = cache_key::diff(&previous.components, &components);

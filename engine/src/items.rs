@@ -78,8 +78,37 @@ pub fn visit(
     if let Some(rows) = &inputs.rows {
         return crate::rows::visit(rows, base, each);
     }
+    if let (None, Some(list)) = (&inputs.files, &inputs.list) {
+        return visit_list(&base.join(list), base, each);
+    }
     for item in discover(inputs, base)? {
         if !each(item) {
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// Streams the entries of a list file (one path or URL per line; blank
+/// lines and `#` comments skipped), a line at a time.
+fn visit_list(
+    path: &Path,
+    base: &Path,
+    each: &mut dyn FnMut(Item) -> bool,
+) -> Result<(), ItemsError> {
+    use std::io::BufRead;
+    let error = |source| ItemsError::List {
+        path: path.to_path_buf(),
+        source,
+    };
+    let file = std::fs::File::open(path).map_err(error)?;
+    for line in std::io::BufReader::new(file).lines() {
+        let line = line.map_err(error)?;
+        let entry = line.trim();
+        if entry.is_empty() || entry.starts_with('#') {
+            continue;
+        }
+        if !each(item_for(entry, base)) {
             break;
         }
     }
@@ -220,6 +249,28 @@ mod tests {
         let ids: Vec<_> = items.iter().map(|i| i.id.as_str()).collect();
         assert_eq!(ids, ["a.wav", "b.wav"]);
         assert!(items[0].fingerprint.starts_with("file:5:"));
+    }
+
+    #[test]
+    fn list_files_stream_in_order_without_comments() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("a.wav"), "a").unwrap();
+        let list = "# inputs\na.wav\n\n  https://example.invalid/x.mp3  \nb.wav\n";
+        std::fs::write(dir.path().join("items.txt"), list).unwrap();
+        let inputs = InputsSpec {
+            list: Some("items.txt".into()),
+            ..Default::default()
+        };
+        let mut seen = Vec::new();
+        visit(&inputs, dir.path(), &mut |item| {
+            seen.push(item);
+            seen.len() < 2
+        })
+        .unwrap();
+        let ids: Vec<_> = seen.iter().map(|i| i.id.as_str()).collect();
+        assert_eq!(ids, ["a.wav", "https://example.invalid/x.mp3"]);
+        assert_eq!(seen, discover(&inputs, dir.path()).unwrap()[..2]);
+        assert_eq!(count(&inputs, dir.path()).unwrap(), 3);
     }
 
     #[test]

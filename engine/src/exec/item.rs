@@ -221,7 +221,7 @@ async fn attempt_stage(
     if stage.spec.checkpoint && !stage.kind.resources().always_run {
         if let Some(record) = ctx
             .store
-            .result(&key)
+            .result(stage.id.as_str(), &item.id, &key)
             .filter(|r| r.run >= ctx.min_result_run)
         {
             let dir = ctx.artifacts.dir(&key);

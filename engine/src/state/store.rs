@@ -13,6 +13,7 @@ use std::time::Duration;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use super::item_pages::{self, ItemWriter};
 use super::records::{ItemStage, ResultRecord, RunRecord, RunStatus};
 use crate::items::Item;
 
@@ -45,7 +46,6 @@ pub enum StateError {
 pub struct Store {
     db: sled::Db,
     results: sled::Tree,
-    latest: sled::Tree,
     runs: sled::Tree,
     items: sled::Tree,
     item_stages: sled::Tree,
@@ -76,8 +76,13 @@ impl Store {
             .path(state_dir.join("db"))
             .flush_every_ms(None)
             // sled caches up to 1 GiB by default: memory that grew with the
-            // number of items a run records.
-            .cache_capacity(64 << 20)
+            // number of items a run records. Its capacity counts the
+            // on-disk size of cached pages, which take several times that
+            // in memory; at 64 MiB only large runs filled it, so their
+            // memory grew with their items, while 8 MiB fills in a small
+            // run too. A result is read back about once per item-stage,
+            // so a small cache costs little (`docs/benchmarks.md`).
+            .cache_capacity(8 << 20)
             .open()
             .map_err(|source| match &source {
                 sled::Error::Io(e)
@@ -100,16 +105,24 @@ impl Store {
             })
         };
         let store = Self {
-            results: tree("results")?,
-            latest: tree("latest")?,
+            // Keyed (stage, item, cache key); earlier versions keyed
+            // `results` by cache key alone, with a `latest` index beside
+            // it: one sled key more per item-stage (see `result_key`).
+            results: tree("stage_results")?,
             runs: tree("runs")?,
-            items: tree("items")?,
+            // Pages of items (`item_pages`); earlier versions wrote one
+            // record per item into `items`.
+            items: tree("item_pages")?,
             item_stages: tree("item_stages")?,
             events: tree("events")?,
             calibration: tree("calibration")?,
             flusher: Flusher::start(db.clone()),
             db,
         };
+        super::migrate::run(&store.db, &store, &store.items).map_err(|source| StateError::Db {
+            path: state_dir.to_path_buf(),
+            source,
+        })?;
         Ok(store)
     }
 
@@ -125,25 +138,23 @@ impl Store {
         let _ = self.db.flush();
     }
 
-    /// A stored result by cache key.
-    pub fn result(&self, key: &str) -> Option<ResultRecord> {
-        decode(self.results.get(key).ok()??)
+    /// The stored result of `stage` for `item` under cache `key`.
+    pub fn result(&self, stage: &str, item: &str, key: &str) -> Option<ResultRecord> {
+        decode(self.results.get(result_key(stage, item, key)).ok()??)
     }
 
-    /// Stores a finished result and indexes it as the latest for its stage
-    /// and item.
+    /// Stores a finished result.
     pub fn put_result(&self, record: &ResultRecord) {
-        self.put(&self.results, &record.key, record);
-        let _ = self.latest.insert(
-            latest_key(&record.stage, &record.item),
-            record.key.as_bytes(),
-        );
+        let key = result_key(&record.stage, &record.item, &record.key);
+        self.put(&self.results, key, record);
     }
 
-    /// The key of the most recent result of `stage` for `item`, if any.
+    /// The most recently finished result of `stage` for `item`, if any.
     pub fn latest_result(&self, stage: &str, item: &str) -> Option<ResultRecord> {
-        let key = self.latest.get(latest_key(stage, item)).ok()??;
-        self.result(std::str::from_utf8(&key).ok()?)
+        self.results
+            .scan_prefix(result_key(stage, item, ""))
+            .filter_map(|r| decode::<ResultRecord>(r.ok()?.1))
+            .max_by_key(|r| (r.finished_at, r.run))
     }
 
     /// The number the next run gets.
@@ -187,38 +198,25 @@ impl Store {
         writer.finish();
     }
 
-    /// A writer that stores a run's items as they are listed, in slices,
-    /// so no list of every item is ever held in memory.
+    /// A writer that stores a run's items as they are listed, so no list
+    /// of every item is ever held in memory.
     pub fn item_writer(&self, run: u64) -> ItemWriter<'_> {
-        ItemWriter {
-            store: self,
-            run,
-            count: 0,
-            batch: sled::Batch::default(),
-            pending: 0,
-        }
+        ItemWriter::new(self, &self.items, run)
     }
 
     /// The items of a run, in order.
     pub fn items(&self, run: u64) -> Vec<Item> {
-        self.items
-            .scan_prefix(run.to_be_bytes())
-            .filter_map(|r| decode(r.ok()?.1))
-            .collect()
+        item_pages::all(&self.items, run)
     }
 
     /// Up to `len` items of a run from the `start`-th, in order.
     pub fn items_range(&self, run: u64, start: usize, len: usize) -> Vec<Item> {
-        let end = start.saturating_add(len) as u64;
-        self.items
-            .range(pair(run, start as u64)..pair(run, end))
-            .filter_map(|r| decode(r.ok()?.1))
-            .collect()
+        item_pages::range(&self.items, run, start, len)
     }
 
     /// The `index`-th item of a run.
     pub fn item(&self, run: u64, index: usize) -> Option<Item> {
-        decode(self.items.get(pair(run, index as u64)).ok()??)
+        item_pages::range(&self.items, run, index, 1).pop()
     }
 
     /// Records where `item` stands in `stage` for `run`.
@@ -267,56 +265,6 @@ impl Store {
             .scan_prefix(run.to_be_bytes())
             .filter_map(|r| decode(r.ok()?.1))
             .collect()
-    }
-}
-
-/// Stores a run's items in order as they are pushed ([`Store::item_writer`]).
-pub struct ItemWriter<'a> {
-    store: &'a Store,
-    run: u64,
-    count: usize,
-    batch: sled::Batch,
-    pending: usize,
-}
-
-impl ItemWriter<'_> {
-    /// Items per sled batch: one batch of 200 000 items held 1 GB while it
-    /// was applied.
-    const SLICE: usize = 2_000;
-
-    /// Adds the next item.
-    pub fn push(&mut self, item: Item) {
-        self.batch.insert(
-            &pair(self.run, self.count as u64)[..],
-            serde_json::to_vec(&item).unwrap_or_default(),
-        );
-        self.count += 1;
-        self.pending += 1;
-        if self.pending == Self::SLICE {
-            self.apply();
-        }
-    }
-
-    /// How many items were pushed.
-    pub fn count(&self) -> usize {
-        self.count
-    }
-
-    fn apply(&mut self) {
-        let _ = self
-            .store
-            .items
-            .apply_batch(std::mem::take(&mut self.batch));
-        self.pending = 0;
-    }
-
-    /// Writes the last slice and makes every item durable; returns how many
-    /// there are. A run's record is written after its items, so a crash
-    /// halfway leaves no run to resume from a partial list.
-    pub fn finish(mut self) -> usize {
-        self.apply();
-        self.store.flush();
-        self.count
     }
 }
 
@@ -381,11 +329,20 @@ fn decode<T: DeserializeOwned>(bytes: sled::IVec) -> Option<T> {
     serde_json::from_slice(&bytes).ok()
 }
 
-fn latest_key(stage: &str, item: &str) -> Vec<u8> {
-    [stage.as_bytes(), &[0], item.as_bytes()].concat()
+/// `len(stage) stage len(item) item key` (lengths as big-endian `u32`),
+/// so the results of one stage and item share a prefix and no id can run
+/// into the next.
+fn result_key(stage: &str, item: &str, key: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(8 + stage.len() + item.len() + key.len());
+    for part in [stage, item] {
+        out.extend_from_slice(&(part.len() as u32).to_be_bytes());
+        out.extend_from_slice(part.as_bytes());
+    }
+    out.extend_from_slice(key.as_bytes());
+    out
 }
 
-fn pair(run: u64, n: u64) -> [u8; 16] {
+pub(super) fn pair(run: u64, n: u64) -> [u8; 16] {
     let mut key = [0; 16];
     key[..8].copy_from_slice(&run.to_be_bytes());
     key[8..].copy_from_slice(&n.to_be_bytes());
@@ -397,40 +354,4 @@ fn triple(run: u64, item: usize, stage: usize) -> [u8; 20] {
     key[..16].copy_from_slice(&pair(run, item as u64));
     key[16..].copy_from_slice(&(stage as u32).to_be_bytes());
     key
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn item(i: usize) -> Item {
-        Item {
-            id: format!("row-{i}"),
-            source: "rows.jsonl".into(),
-            fingerprint: "f".into(),
-            error: None,
-            row: None,
-        }
-    }
-
-    #[test]
-    fn items_written_in_slices_read_back_in_pages() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
-        let mut writer = store.item_writer(3);
-        for i in 0..4_500 {
-            writer.push(item(i));
-        }
-        assert_eq!(writer.finish(), 4_500);
-        let page = store.items_range(3, 1_999, 3);
-        assert_eq!(page, vec![item(1_999), item(2_000), item(2_001)]);
-        assert_eq!(store.items_range(3, 4_499, 10), vec![item(4_499)]);
-        assert!(store.items_range(3, 4_500, 10).is_empty());
-        assert_eq!(store.item(3, 4_000), Some(item(4_000)));
-        assert_eq!(store.items(3).len(), 4_500);
-        // Another run's items are not mixed in.
-        store.put_items(4, &[item(7)]);
-        assert_eq!(store.items_range(3, 4_499, 10), vec![item(4_499)]);
-        assert_eq!(store.items(4), vec![item(7)]);
-    }
 }

@@ -1,0 +1,144 @@
+//! Moves a state database written by an earlier `flow` to today's layout.
+//!
+//! Before item lists were paged and results keyed by stage and item, the
+//! database had `items` (one record per item), `results` (by cache key)
+//! and `latest` (stage and item → key). Opening such a database copies
+//! the first two into `item_pages` and `stage_results` and drops all three,
+//! so finished results are still reused and an unfinished run can still
+//! be resumed. Copying again after a crash halfway gives the same records.
+
+use super::item_pages::ItemWriter;
+use super::records::ResultRecord;
+use crate::items::Item;
+
+/// Trees of the earlier layout.
+const OLD_ITEMS: &str = "items";
+const OLD_RESULTS: &str = "results";
+const OLD_LATEST: &str = "latest";
+
+/// Migrates `db` if it has trees of the earlier layout; returns how many
+/// records were copied.
+pub fn run(db: &sled::Db, store: &super::Store, pages: &sled::Tree) -> sled::Result<usize> {
+    let names = db.tree_names();
+    let has = |name: &str| names.iter().any(|n| n.as_ref() == name.as_bytes());
+    if ![OLD_ITEMS, OLD_RESULTS, OLD_LATEST].iter().any(|n| has(n)) {
+        return Ok(0);
+    }
+    let mut copied = 0;
+    if has(OLD_ITEMS) {
+        let old = db.open_tree(OLD_ITEMS)?;
+        let mut writer: Option<(u64, ItemWriter<'_>)> = None;
+        for entry in old.iter() {
+            let (key, value) = entry?;
+            let Some(run) = key.get(..8).and_then(|b| b.try_into().ok()) else {
+                continue;
+            };
+            let run = u64::from_be_bytes(run);
+            let Ok(item) = serde_json::from_slice::<Item>(&value) else {
+                continue;
+            };
+            if writer.as_ref().is_none_or(|(r, _)| *r != run) {
+                if let Some((_, done)) = writer.take() {
+                    done.finish();
+                }
+                writer = Some((run, ItemWriter::new(store, pages, run)));
+            }
+            if let Some((_, w)) = writer.as_mut() {
+                w.push(item);
+                copied += 1;
+            }
+        }
+        if let Some((_, done)) = writer {
+            done.finish();
+        }
+    }
+    if has(OLD_RESULTS) {
+        for entry in db.open_tree(OLD_RESULTS)?.iter() {
+            let (_, value) = entry?;
+            if let Ok(record) = serde_json::from_slice::<ResultRecord>(&value) {
+                store.put_result(&record);
+                copied += 1;
+            }
+        }
+    }
+    db.flush()?;
+    for name in [OLD_ITEMS, OLD_RESULTS, OLD_LATEST] {
+        if has(name) {
+            db.drop_tree(name)?;
+        }
+    }
+    db.flush()?;
+    Ok(copied)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::store::pair;
+    use super::super::Store;
+    use super::*;
+
+    fn item(i: usize) -> Item {
+        Item {
+            id: format!("clip-{i}.wav"),
+            source: format!("/media/clip-{i}.wav"),
+            fingerprint: "file:1:2".into(),
+            error: None,
+            row: None,
+        }
+    }
+
+    fn record(key: &str, finished_at: u64) -> ResultRecord {
+        ResultRecord {
+            key: key.into(),
+            stage: "asr".into(),
+            item: "clip-1.wav".into(),
+            run: 1,
+            components: serde_json::json!({ "stage": "asr" }),
+            outputs: Vec::new(),
+            millis: 5,
+            finished_at,
+        }
+    }
+
+    #[test]
+    fn a_database_of_the_earlier_layout_is_migrated_on_open() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let db = sled::open(dir.path().join("db")).unwrap();
+            let items = db.open_tree(OLD_ITEMS).unwrap();
+            for run in [1u64, 2] {
+                for i in 0..300 {
+                    let value = serde_json::to_vec(&item(i)).unwrap();
+                    items.insert(pair(run, i as u64), value).unwrap();
+                }
+            }
+            let results = db.open_tree(OLD_RESULTS).unwrap();
+            for (key, at) in [("aaa", 10), ("bbb", 20)] {
+                let value = serde_json::to_vec(&record(key, at)).unwrap();
+                results.insert(key, value).unwrap();
+            }
+            db.open_tree(OLD_LATEST)
+                .unwrap()
+                .insert("asr\0clip-1.wav", "bbb")
+                .unwrap();
+            db.flush().unwrap();
+        }
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(store.items(2), (0..300).map(item).collect::<Vec<_>>());
+        assert_eq!(store.item(1, 299), Some(item(299)));
+        let found = store.result("asr", "clip-1.wav", "aaa").unwrap();
+        assert_eq!(found, record("aaa", 10));
+        assert_eq!(store.latest_result("asr", "clip-1.wav").unwrap().key, "bbb");
+        assert!(store.result("asr", "clip-2.wav", "aaa").is_none());
+        drop(store);
+        // The old trees are gone, and a second open changes nothing.
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(store.items(1).len(), 300);
+        drop(store);
+        let db = sled::open(dir.path().join("db")).unwrap();
+        let names = db.tree_names();
+        for old in [OLD_ITEMS, OLD_RESULTS, OLD_LATEST] {
+            assert!(!names.iter().any(|n| n.as_ref() == old.as_bytes()), "{old}");
+        }
+    }
+}
