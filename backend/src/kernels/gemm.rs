@@ -294,6 +294,9 @@ impl Dense {
     /// `y = x · Wᵀ + b` for `x` of `rows × inputs`, `y` of `rows × outputs`.
     pub fn forward(&self, x: &[f32], rows: usize, y: &mut [f32]) {
         let y = &mut y[..rows * self.outputs];
+        if let Weight::Packed(p) = &self.weight {
+            return p.multiply_bias(x, rows, &self.bias, false, y);
+        }
         for row in y.chunks_exact_mut(self.outputs) {
             row.copy_from_slice(&self.bias);
         }
@@ -303,6 +306,9 @@ impl Dense {
     /// `y += x · Wᵀ + b`: the layer with a residual connection fused in.
     pub fn forward_add(&self, x: &[f32], rows: usize, y: &mut [f32]) {
         let y = &mut y[..rows * self.outputs];
+        if let Weight::Packed(p) = &self.weight {
+            return p.multiply_bias(x, rows, &self.bias, true, y);
+        }
         for row in y.chunks_exact_mut(self.outputs) {
             row.iter_mut().zip(&self.bias).for_each(|(a, b)| *a += b);
         }

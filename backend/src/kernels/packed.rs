@@ -89,6 +89,22 @@ impl Packed {
     /// When the slices are shorter than the shapes, or the CPU lacks
     /// AVX-512F ([`available`]).
     pub fn multiply_add(&self, x: &[f32], rows: usize, y: &mut [f32]) {
+        self.run(x, rows, y, Start::Add, None);
+    }
+
+    /// `y = x · B + bias` (`keep` false) or `y += x · B + bias` (`keep`
+    /// true), the bias added as the first depth block is stored: no pass of
+    /// its own over `y`, which for a large product is a trip to memory.
+    ///
+    /// # Panics
+    /// As [`Packed::multiply_add`], or when `bias` is not `n` long.
+    pub fn multiply_bias(&self, x: &[f32], rows: usize, bias: &[f32], keep: bool, y: &mut [f32]) {
+        assert_eq!(bias.len(), self.n, "the bias is not {} long", self.n);
+        let start = if keep { Start::Add } else { Start::Store };
+        self.run(x, rows, y, start, Some(bias));
+    }
+
+    fn run(&self, x: &[f32], rows: usize, y: &mut [f32], start: Start, bias: Option<&[f32]>) {
         assert!(available(), "the packed kernel needs AVX-512F");
         assert!(
             x.len() >= rows * self.k,
@@ -124,7 +140,7 @@ impl Packed {
             // SAFETY: AVX-512F is present (asserted); `x` and `y` hold the
             // shapes (asserted); tasks cover disjoint rows × panels of `y`,
             // so no two write the same element.
-            unsafe { self.block(x, r0..r1, p0..p1, &out) };
+            unsafe { self.block(x, r0..r1, p0..p1, &out, start, bias) };
         });
     }
 
@@ -140,21 +156,55 @@ impl Packed {
         rows: std::ops::Range<usize>,
         panels: std::ops::Range<usize>,
         out: &SharedOut,
+        start: Start,
+        bias: Option<&[f32]>,
     ) {
         let (k, n) = (self.k, self.n);
         let base = self.lines.as_ptr().cast::<f32>();
+        if k == 0 {
+            // No depth block to carry the bias: store or add it alone.
+            let zero = [0.0f32; NR];
+            for p in panels {
+                let cols = (n - p * NR).min(NR);
+                let b = bias.map_or(zero.as_ptr(), |b| b.as_ptr().add(p * NR));
+                for i in rows.clone() {
+                    let c = out.0.add(i * n + p * NR);
+                    for j in 0..cols {
+                        let old = if start == Start::Add { *c.add(j) } else { 0.0 };
+                        *c.add(j) = old + *b.add(j);
+                    }
+                }
+            }
+            return;
+        }
         for k0 in (0..k).step_by(KC) {
             let kc = KC.min(k - k0);
+            let first = k0 == 0;
+            let how = if first { start } else { Start::Add };
             for i0 in rows.clone().step_by(MC) {
                 let i1 = (i0 + MC).min(rows.end);
                 for p in panels.clone() {
                     let cols = (n - p * NR).min(NR);
                     let b = base.add((p * k + k0) * NR);
+                    let bias = match bias {
+                        Some(bias) if first => bias.as_ptr().add(p * NR),
+                        _ => std::ptr::null(),
+                    };
+                    let tile = Tile {
+                        c: std::ptr::null_mut(),
+                        ldc: n,
+                        cols,
+                        bias,
+                        how,
+                    };
                     for i in (i0..i1).step_by(MR) {
                         let m = MR.min(i1 - i);
                         let a = x.as_ptr().add(i * k + k0);
-                        let c = out.0.add(i * n + p * NR);
-                        micro(m, kc, a, k, b, c, n, cols);
+                        let tile = Tile {
+                            c: out.0.add(i * n + p * NR),
+                            ..tile
+                        };
+                        micro(m, kc, a, k, b, &tile);
                     }
                 }
             }
@@ -168,9 +218,32 @@ impl Packed {
         _: std::ops::Range<usize>,
         _: std::ops::Range<usize>,
         _: &SharedOut,
+        _: Start,
+        _: Option<&[f32]>,
     ) {
         unreachable!("available() is false off x86-64")
     }
+}
+
+/// How the first depth block meets the output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Start {
+    /// `c += …`: keep what `c` holds.
+    Add,
+    /// `c = …`: overwrite it.
+    Store,
+}
+
+/// Where one micro-kernel call writes: `c`, rows `ldc` apart, the first
+/// `cols` columns; `bias` (null for none) added to every row; `how` says
+/// whether the old values are kept.
+#[derive(Clone, Copy)]
+struct Tile {
+    c: *mut f32,
+    ldc: usize,
+    cols: usize,
+    bias: *const f32,
+    how: Start,
 }
 
 /// The output buffer, shared by tasks that write disjoint parts of it.
@@ -185,47 +258,31 @@ unsafe impl Sync for SharedOut {}
 #[cfg(target_arch = "x86_64")]
 #[allow(clippy::too_many_arguments)]
 #[target_feature(enable = "avx512f")]
-unsafe fn micro(
-    m: usize,
-    kc: usize,
-    a: *const f32,
-    lda: usize,
-    b: *const f32,
-    c: *mut f32,
-    ldc: usize,
-    cols: usize,
-) {
+unsafe fn micro(m: usize, kc: usize, a: *const f32, lda: usize, b: *const f32, tile: &Tile) {
     match m {
-        8 => kernel::<8>(kc, a, lda, b, c, ldc, cols),
-        7 => kernel::<7>(kc, a, lda, b, c, ldc, cols),
-        6 => kernel::<6>(kc, a, lda, b, c, ldc, cols),
-        5 => kernel::<5>(kc, a, lda, b, c, ldc, cols),
-        4 => kernel::<4>(kc, a, lda, b, c, ldc, cols),
-        3 => kernel::<3>(kc, a, lda, b, c, ldc, cols),
-        2 => kernel::<2>(kc, a, lda, b, c, ldc, cols),
-        _ => kernel::<1>(kc, a, lda, b, c, ldc, cols),
+        8 => kernel::<8>(kc, a, lda, b, tile),
+        7 => kernel::<7>(kc, a, lda, b, tile),
+        6 => kernel::<6>(kc, a, lda, b, tile),
+        5 => kernel::<5>(kc, a, lda, b, tile),
+        4 => kernel::<4>(kc, a, lda, b, tile),
+        3 => kernel::<3>(kc, a, lda, b, tile),
+        2 => kernel::<2>(kc, a, lda, b, tile),
+        _ => kernel::<1>(kc, a, lda, b, tile),
     }
 }
 
-/// `C[M × cols] += A[M × kc] · B[kc × NR]` (only the first `cols` columns
-/// written), the accumulators in `2 · M` registers.
+/// `C[M × cols] (+)= A[M × kc] · B[kc × NR] (+ bias)` (only the first
+/// `cols` columns written), the accumulators in `2 · M` registers.
 ///
 /// # Safety
 /// AVX-512F; `a` reads `M` rows `lda` apart of `kc` values, `b` reads
-/// `kc · NR` values, `c` reads and writes `M` rows `ldc` apart of `cols`
-/// (at most [`NR`]) values.
+/// `kc · NR` values, `tile.c` reads and writes `M` rows `tile.ldc` apart of
+/// `tile.cols` (at most [`NR`]) values, `tile.bias` is null or reads
+/// `tile.cols` values.
 #[cfg(target_arch = "x86_64")]
 #[allow(clippy::too_many_arguments)]
 #[target_feature(enable = "avx512f")]
-unsafe fn kernel<const M: usize>(
-    kc: usize,
-    a: *const f32,
-    lda: usize,
-    b: *const f32,
-    c: *mut f32,
-    ldc: usize,
-    cols: usize,
-) {
+unsafe fn kernel<const M: usize>(kc: usize, a: *const f32, lda: usize, b: *const f32, tile: &Tile) {
     use std::arch::x86_64::*;
     let mut acc = [[_mm512_setzero_ps(); 2]; M];
     for kk in 0..kc {
@@ -237,22 +294,32 @@ unsafe fn kernel<const M: usize>(
             row[1] = _mm512_fmadd_ps(ai, b1, row[1]);
         }
     }
+    let Tile {
+        c,
+        ldc,
+        cols,
+        bias,
+        how,
+    } = *tile;
     let lanes = |n: usize| -> __mmask16 { ((1u32 << n.min(16)) - 1) as __mmask16 };
     let (m0, m1) = (lanes(cols), lanes(cols.saturating_sub(16)));
+    let (bias0, bias1) = if bias.is_null() {
+        (_mm512_setzero_ps(), _mm512_setzero_ps())
+    } else {
+        (
+            _mm512_maskz_loadu_ps(m0, bias),
+            _mm512_maskz_loadu_ps(m1, bias.add(16)),
+        )
+    };
     for (i, row) in acc.iter().enumerate() {
         let ci = c.add(i * ldc);
-        if cols == NR {
-            _mm512_storeu_ps(ci, _mm512_add_ps(_mm512_loadu_ps(ci), row[0]));
-            _mm512_storeu_ps(
-                ci.add(16),
-                _mm512_add_ps(_mm512_loadu_ps(ci.add(16)), row[1]),
-            );
-        } else {
-            let old = _mm512_maskz_loadu_ps(m0, ci);
-            _mm512_mask_storeu_ps(ci, m0, _mm512_add_ps(old, row[0]));
-            let old = _mm512_maskz_loadu_ps(m1, ci.add(16));
-            _mm512_mask_storeu_ps(ci.add(16), m1, _mm512_add_ps(old, row[1]));
+        let (mut v0, mut v1) = (_mm512_add_ps(row[0], bias0), _mm512_add_ps(row[1], bias1));
+        if how == Start::Add {
+            v0 = _mm512_add_ps(v0, _mm512_maskz_loadu_ps(m0, ci));
+            v1 = _mm512_add_ps(v1, _mm512_maskz_loadu_ps(m1, ci.add(16)));
         }
+        _mm512_mask_storeu_ps(ci, m0, v0);
+        _mm512_mask_storeu_ps(ci.add(16), m1, v1);
     }
 }
 
@@ -274,24 +341,38 @@ mod tests {
             (130, 400, 100),
             (300, 384, 64),
             (3, 1536, 384),
+            (4, 0, 40),
         ] {
             let x: Vec<f32> = (0..rows * k).map(|i| (i as f32 * 0.37).sin()).collect();
             let b: Vec<f32> = (0..k * n).map(|i| (i as f32 * 0.11).cos()).collect();
             let packed = Packed::new(&b, k, n);
-            let mut y: Vec<f32> = (0..rows * n).map(|i| i as f32 * 0.5).collect();
-            let before = y.clone();
-            packed.multiply_add(&x, rows, &mut y);
+            let before: Vec<f32> = (0..rows * n).map(|i| i as f32 * 0.5).collect();
+            let bias: Vec<f32> = (0..n).map(|j| j as f32 * 0.25 - 3.0).collect();
+            // `multiply_add`, then `multiply_bias` keeping and overwriting.
+            let mut added = before.clone();
+            packed.multiply_add(&x, rows, &mut added);
+            let mut kept = before.clone();
+            packed.multiply_bias(&x, rows, &bias, true, &mut kept);
+            let mut stored = before.clone();
+            packed.multiply_bias(&x, rows, &bias, false, &mut stored);
             for i in 0..rows {
                 for j in 0..n {
                     let dot: f64 = (0..k)
                         .map(|p| f64::from(x[i * k + p]) * f64::from(b[p * n + j]))
                         .sum();
-                    let want = f64::from(before[i * n + j]) + dot;
-                    let got = f64::from(y[i * n + j]);
-                    assert!(
-                        (got - want).abs() <= 1e-4 * (1.0 + want.abs()),
-                        "{rows}x{k}x{n} at {i},{j}: {got} vs {want}"
-                    );
+                    let old = f64::from(before[i * n + j]);
+                    let with_bias = dot + f64::from(bias[j]);
+                    for (got, want, what) in [
+                        (added[i * n + j], old + dot, "add"),
+                        (kept[i * n + j], old + with_bias, "bias, kept"),
+                        (stored[i * n + j], with_bias, "bias, stored"),
+                    ] {
+                        let got = f64::from(got);
+                        assert!(
+                            (got - want).abs() <= 1e-4 * (1.0 + want.abs()),
+                            "{what} {rows}x{k}x{n} at {i},{j}: {got} vs {want}"
+                        );
+                    }
                 }
             }
         }
