@@ -256,7 +256,6 @@ unsafe impl Sync for SharedOut {}
 /// # Safety
 /// As [`kernel`].
 #[cfg(target_arch = "x86_64")]
-#[allow(clippy::too_many_arguments)]
 #[target_feature(enable = "avx512f")]
 unsafe fn micro(m: usize, kc: usize, a: *const f32, lda: usize, b: *const f32, tile: &Tile) {
     match m {
@@ -280,7 +279,6 @@ unsafe fn micro(m: usize, kc: usize, a: *const f32, lda: usize, b: *const f32, t
 /// `tile.cols` (at most [`NR`]) values, `tile.bias` is null or reads
 /// `tile.cols` values.
 #[cfg(target_arch = "x86_64")]
-#[allow(clippy::too_many_arguments)]
 #[target_feature(enable = "avx512f")]
 unsafe fn kernel<const M: usize>(kc: usize, a: *const f32, lda: usize, b: *const f32, tile: &Tile) {
     use std::arch::x86_64::*;

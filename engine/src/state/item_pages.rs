@@ -15,10 +15,8 @@ pub const PAGE: usize = 256;
 /// ([`Store::item_writer`](super::Store::item_writer)), a page at a time.
 ///
 /// Each page is its own insert: sled's `apply_batch` kept the nodes of
-/// every batch it applied in memory (200 000 items in batches of 2 000
-/// held 340 MiB; inserted one by one, 30 MiB — `docs/benchmarks.md`).
+/// every batch it applied in memory (`docs/benchmarks.md`, "Peak RSS").
 pub struct ItemWriter<'a> {
-    tree: &'a sled::Tree,
     store: &'a super::Store,
     run: u64,
     count: usize,
@@ -26,9 +24,8 @@ pub struct ItemWriter<'a> {
 }
 
 impl<'a> ItemWriter<'a> {
-    pub(super) fn new(store: &'a super::Store, tree: &'a sled::Tree, run: u64) -> Self {
+    pub(super) fn new(store: &'a super::Store, run: u64) -> Self {
         Self {
-            tree,
             store,
             run,
             count: 0,
@@ -57,7 +54,8 @@ impl<'a> ItemWriter<'a> {
         let first = self.count - self.page.len();
         let bytes = serde_json::to_vec(&self.page).unwrap_or_default();
         let _ = self
-            .tree
+            .store
+            .items
             .insert(pair(self.run, (first / PAGE) as u64), bytes);
         self.page.clear();
     }

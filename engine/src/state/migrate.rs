@@ -16,15 +16,14 @@ const OLD_ITEMS: &str = "items";
 const OLD_RESULTS: &str = "results";
 const OLD_LATEST: &str = "latest";
 
-/// Migrates `db` if it has trees of the earlier layout; returns how many
-/// records were copied.
-pub fn run(db: &sled::Db, store: &super::Store, pages: &sled::Tree) -> sled::Result<usize> {
+/// Migrates `store`'s database if it has trees of the earlier layout.
+pub fn run(store: &super::Store) -> sled::Result<()> {
+    let db = &store.db;
     let names = db.tree_names();
     let has = |name: &str| names.iter().any(|n| n.as_ref() == name.as_bytes());
     if ![OLD_ITEMS, OLD_RESULTS, OLD_LATEST].iter().any(|n| has(n)) {
-        return Ok(0);
+        return Ok(());
     }
-    let mut copied = 0;
     if has(OLD_ITEMS) {
         let old = db.open_tree(OLD_ITEMS)?;
         let mut writer: Option<(u64, ItemWriter<'_>)> = None;
@@ -41,11 +40,10 @@ pub fn run(db: &sled::Db, store: &super::Store, pages: &sled::Tree) -> sled::Res
                 if let Some((_, done)) = writer.take() {
                     done.finish();
                 }
-                writer = Some((run, ItemWriter::new(store, pages, run)));
+                writer = Some((run, ItemWriter::new(store, run)));
             }
             if let Some((_, w)) = writer.as_mut() {
                 w.push(item);
-                copied += 1;
             }
         }
         if let Some((_, done)) = writer {
@@ -57,7 +55,6 @@ pub fn run(db: &sled::Db, store: &super::Store, pages: &sled::Tree) -> sled::Res
             let (_, value) = entry?;
             if let Ok(record) = serde_json::from_slice::<ResultRecord>(&value) {
                 store.put_result(&record);
-                copied += 1;
             }
         }
     }
@@ -68,7 +65,7 @@ pub fn run(db: &sled::Db, store: &super::Store, pages: &sled::Tree) -> sled::Res
         }
     }
     db.flush()?;
-    Ok(copied)
+    Ok(())
 }
 
 #[cfg(test)]

@@ -44,10 +44,10 @@ pub enum StateError {
 
 /// The sled database of one state directory.
 pub struct Store {
-    db: sled::Db,
+    pub(super) db: sled::Db,
     results: sled::Tree,
     runs: sled::Tree,
-    items: sled::Tree,
+    pub(super) items: sled::Tree,
     item_stages: sled::Tree,
     events: sled::Tree,
     calibration: sled::Tree,
@@ -119,7 +119,7 @@ impl Store {
             flusher: Flusher::start(db.clone()),
             db,
         };
-        super::migrate::run(&store.db, &store, &store.items).map_err(|source| StateError::Db {
+        super::migrate::run(&store).map_err(|source| StateError::Db {
             path: state_dir.to_path_buf(),
             source,
         })?;
@@ -201,7 +201,7 @@ impl Store {
     /// A writer that stores a run's items as they are listed, so no list
     /// of every item is ever held in memory.
     pub fn item_writer(&self, run: u64) -> ItemWriter<'_> {
-        ItemWriter::new(self, &self.items, run)
+        ItemWriter::new(self, run)
     }
 
     /// The items of a run, in order.
