@@ -16,7 +16,8 @@
 //!   rows are already committed is never appended twice (a re-run after a
 //!   crash, `--fresh`, or a later run over the same corpus).
 //!
-//! Nothing here holds more than one shard of vectors in memory.
+//! Writing holds no shard of vectors in memory (a seal streams the open
+//! file into the safetensors file); reading holds one.
 
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
@@ -147,6 +148,47 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), String> {
     std::fs::rename(&tmp, path).map_err(|e| io_err(path, e))
 }
 
+/// Writes `open`'s first `rows × dim` f32 as the safetensors file `path`
+/// (tensor `embeddings`, with `metadata`), streaming them from the open
+/// file rather than holding a shard in memory, atomically.
+fn write_shard(
+    path: &Path,
+    open: &File,
+    [rows, dim]: [u64; 2],
+    metadata: serde_json::Value,
+) -> Result<(), String> {
+    let bytes = rows * dim * 4;
+    let header = serde_json::json!({
+        "__metadata__": metadata,
+        "embeddings": {
+            "dtype": "F32",
+            "shape": [rows, dim],
+            "data_offsets": [0, bytes],
+        },
+    });
+    let mut header = serde_json::to_vec(&header).map_err(|e| io_err(path, e))?;
+    // The format pads the header with spaces to a multiple of 8 bytes.
+    header.resize(header.len().next_multiple_of(8), b' ');
+    let tmp = path.with_extension("tmp");
+    let write = || -> std::io::Result<()> {
+        let mut out = std::io::BufWriter::new(File::create(&tmp)?);
+        out.write_all(&(header.len() as u64).to_le_bytes())?;
+        out.write_all(&header)?;
+        let mut source = open;
+        source.seek(SeekFrom::Start(0))?;
+        let copied = std::io::copy(&mut source.take(bytes), &mut out)?;
+        if copied != bytes {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                format!("the open shard holds {copied} of {bytes} bytes"),
+            ));
+        }
+        out.into_inner().map_err(|e| e.into_error())?.sync_all()
+    };
+    write().map_err(|e| io_err(&tmp, e))?;
+    std::fs::rename(&tmp, path).map_err(|e| io_err(path, e))
+}
+
 impl ShardWriter {
     /// Opens `dir` for appending rows of width `dim`, creating it, or
     /// continuing what an earlier (possibly crashed) run left: uncommitted
@@ -190,9 +232,14 @@ impl ShardWriter {
             .map_err(|e| io_err(&open_path, e))?;
         let rows_log = Self::open_rows_log(dir, manifest.rows)?;
         let index_dir = dir.join("index");
+        // Records are ~40 bytes, so an 8 MiB cache filled only at ~200 000
+        // rows and the sink's memory grew with the corpus until then
+        // (+26 MiB from 20 000 to 200 000 rows; at 1 MiB +5 MiB:
+        // `engine/examples/state_growth.rs`). A lookup that misses reads a
+        // leaf back from the file: one per item.
         let index = sled::Config::new()
             .path(&index_dir)
-            .cache_capacity(8 << 20)
+            .cache_capacity(1 << 20)
             .open()
             .map_err(|e| io_err(&index_dir, e))?;
         Self::drop_stale_marks(&index, manifest.rows).map_err(|e| io_err(&index_dir, e))?;
@@ -402,30 +449,14 @@ impl ShardWriter {
         }
         let index = self.manifest.shards.len();
         let open_path = self.open_path();
-        let mut bytes = Vec::with_capacity(rows as usize * self.manifest.dim * 4);
-        self.open
-            .seek(SeekFrom::Start(0))
-            .and_then(|_| {
-                (&self.open)
-                    .take(rows * self.manifest.dim as u64 * 4)
-                    .read_to_end(&mut bytes)
-            })
-            .map_err(|e| io_err(&open_path, e))?;
         let file = format!("shard-{index:05}.safetensors");
         let path = self.dir.join(&file);
-        let view = safetensors::tensor::TensorView::new(
-            safetensors::Dtype::F32,
-            vec![rows as usize, self.manifest.dim],
-            &bytes,
-        )
-        .map_err(|e| io_err(&path, e))?;
-        let metadata = std::collections::HashMap::from([
-            ("first_row".to_string(), first_row.to_string()),
-            ("model".to_string(), self.manifest.model.clone()),
-        ]);
-        let data = safetensors::tensor::serialize([("embeddings", view)], Some(metadata))
-            .map_err(|e| io_err(&path, e))?;
-        write_atomic(&path, &data)?;
+        let metadata = serde_json::json!({
+            "first_row": first_row.to_string(),
+            "model": self.manifest.model,
+        });
+        let shape = [rows, self.manifest.dim as u64];
+        write_shard(&path, &self.open, shape, metadata)?;
         self.manifest.shards.push(ShardInfo {
             file,
             first_row,
@@ -537,6 +568,18 @@ mod tests {
         })
         .unwrap();
         assert_eq!(seen, (0..35).collect::<Vec<u64>>());
+        // A shard any safetensors reader opens: its shape, values and
+        // metadata.
+        let bytes = std::fs::read(dir.path().join("shard-00001.safetensors")).unwrap();
+        let (_, header) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
+        let metadata = header.metadata().clone().unwrap();
+        assert_eq!(metadata["first_row"], "10");
+        assert_eq!(metadata["model"], "m");
+        let shard = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+        let tensor = shard.tensor("embeddings").unwrap();
+        assert_eq!(tensor.shape(), [10, 4]);
+        assert_eq!(tensor.data().len(), 10 * 4 * 4);
+        assert_eq!(&tensor.data()[..4], 40f32.to_le_bytes());
         let ids = std::fs::read_to_string(dir.path().join("rows.jsonl")).unwrap();
         let last: RowId = serde_json::from_str(ids.lines().last().unwrap()).unwrap();
         assert_eq!(
