@@ -18,7 +18,7 @@ struct Norm {
 }
 
 impl Norm {
-    fn read(w: &Weights, name: &str, d: usize, eps: f64) -> Result<Self, WeightError> {
+    fn take(w: &mut Weights, name: &str, d: usize, eps: f64) -> Result<Self, WeightError> {
         let (g, b) = norm_names(w, name);
         Ok(Self {
             gamma: vector(w, &g, d)?,
@@ -35,34 +35,40 @@ impl Norm {
     }
 }
 
-fn vector(w: &Weights, name: &str, len: usize) -> Result<Vec<f32>, WeightError> {
+/// Moves tensor `name` out of `w`: the model is never held twice while
+/// it is built (once as read, once as the encoder's own buffers).
+fn take(w: &mut Weights, name: &str, len: usize, shape: &[usize]) -> Result<Vec<f32>, WeightError> {
     let raw = w.raw(name)?;
-    if raw.data.len() != len {
+    if raw.data.len() != len || (!shape.is_empty() && raw.shape != shape) {
         return Err(WeightError::Shape {
             name: name.into(),
             path: w.path.clone(),
             found: raw.shape.clone(),
-            expected: vec![len],
+            expected: if shape.is_empty() {
+                vec![len]
+            } else {
+                shape.to_vec()
+            },
         });
     }
-    Ok(raw.data.clone())
+    Ok(w.tensors.remove(name).map(|t| t.data).unwrap_or_default())
 }
 
-fn matrix(w: &Weights, name: &str, rows: usize, cols: usize) -> Result<Vec<f32>, WeightError> {
-    let raw = w.raw(name)?;
-    if raw.shape != [rows, cols] {
-        return Err(WeightError::Shape {
-            name: name.into(),
-            path: w.path.clone(),
-            found: raw.shape.clone(),
-            expected: vec![rows, cols],
-        });
-    }
-    Ok(raw.data.clone())
+fn vector(w: &mut Weights, name: &str, len: usize) -> Result<Vec<f32>, WeightError> {
+    take(w, name, len, &[])
 }
 
-fn dense(w: &Weights, names: &[String], inp: usize, out: usize) -> Result<Dense, WeightError> {
+fn matrix(w: &mut Weights, name: &str, rows: usize, cols: usize) -> Result<Vec<f32>, WeightError> {
+    take(w, name, rows * cols, &[rows, cols])
+}
+
+/// The packed product of `names`, whose tensors leave `w`.
+fn dense(w: &mut Weights, names: &[String], inp: usize, out: usize) -> Result<Dense, WeightError> {
     let (weight, bias) = stacked(w, names, inp, out)?;
+    for n in names {
+        w.tensors.remove(&format!("{n}.weight"));
+        w.tensors.remove(&format!("{n}.bias"));
+    }
     Ok(Dense::new(weight, Some(bias), inp, names.len() * out))
 }
 
@@ -95,11 +101,13 @@ struct Buffers {
 }
 
 impl CpuBert {
-    /// Builds the encoder from `w` (a BERT-family checkpoint).
+    /// Builds the encoder from `w` (a BERT-family checkpoint), taking its
+    /// tensors as it goes.
     ///
     /// # Errors
     /// A missing tensor or one of the wrong shape.
-    pub fn new(config: BertConfig, w: &Weights) -> Result<Self, WeightError> {
+    pub fn new(config: BertConfig, mut w: Weights) -> Result<Self, WeightError> {
+        let w = &mut w;
         let p = prefix(w);
         let d = config.hidden_size;
         let eps = config.layer_norm_eps;
@@ -111,10 +119,10 @@ impl CpuBert {
                 Ok(Layer {
                     qkv: dense(w, &n.qkv, d, d)?,
                     out: dense(w, &[n.out], d, d)?,
-                    norm1: Norm::read(w, &n.norm1, d, eps)?,
+                    norm1: Norm::take(w, &n.norm1, d, eps)?,
                     up: dense(w, &[n.up], d, inter)?,
                     down: dense(w, &[n.down], inter, d)?,
-                    norm2: Norm::read(w, &n.norm2, d, eps)?,
+                    norm2: Norm::take(w, &n.norm2, d, eps)?,
                 })
             })
             .collect::<Result<Vec<_>, WeightError>>()?;
@@ -139,7 +147,7 @@ impl CpuBert {
             )?,
             // Every input is one segment: token type 0.
             token_type: types[..d].to_vec(),
-            norm: Norm::read(w, &format!("{e}.LayerNorm"), d, eps)?,
+            norm: Norm::take(w, &format!("{e}.LayerNorm"), d, eps)?,
             layers,
             config,
         })

@@ -284,7 +284,7 @@ impl Embedder {
         let settings = EmbedSettings::read(dir, &config);
         let net = match (&compute, burn_everywhere) {
             (Compute::Cpu(_), false) => Net::Kernels(Box::new(
-                CpuBert::new(config, &weights).map_err(|e| e.to_string())?,
+                CpuBert::new(config, weights).map_err(|e| e.to_string())?,
             )),
             _ => with_backend!(&compute, |B, dev| wrap(
                 Bert::<B>::new(config, &weights, &dev).map_err(|e| e.to_string())?
