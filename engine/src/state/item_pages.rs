@@ -1,15 +1,23 @@
-//! A run's items in sled, a page of [`PAGE`] per record.
+//! A run's items in sled, a page of [`PAGE`] per record, keyed by (run,
+//! index of the page's first item).
 //!
-//! sled keeps a few dozen bytes of bookkeeping in memory for every page of
-//! its B-tree (a leaf holds at most 16 records), evicted or not, so every
-//! record a run writes per item is memory the run keeps. Paging the item
-//! list takes it from one record per item to one per [`PAGE`] items.
+//! Why pages, and why small ones: sled keeps bookkeeping in memory for
+//! every page of its B-tree, evicted or not, so a record per item is memory
+//! a run keeps; and its cache is an LRU of 256 shards (`lru.rs`), each of
+//! which keeps at least the B-tree page it touched last whatever its size.
+//! A leaf holds up to 16 records, so records of 256 items (~35 KB) made
+//! leaves of ~0.5 MB, and a 200 000-item list (under 256 leaves) stayed in
+//! memory whole. Records of 16 items make leaves of a shard's share of the
+//! cache (`docs/benchmarks.md`, "Peak RSS").
+//!
+//! Readers find a page by its first item, so they do not depend on
+//! [`PAGE`]: lists written with another page size read back the same.
 
 use super::store::pair;
 use crate::items::Item;
 
 /// Items per record.
-pub const PAGE: usize = 256;
+pub const PAGE: usize = 16;
 
 /// Stores a run's items in order as they are pushed
 /// ([`Store::item_writer`](super::Store::item_writer)), a page at a time.
@@ -53,10 +61,7 @@ impl<'a> ItemWriter<'a> {
         }
         let first = self.count - self.page.len();
         let bytes = serde_json::to_vec(&self.page).unwrap_or_default();
-        let _ = self
-            .store
-            .items
-            .insert(pair(self.run, (first / PAGE) as u64), bytes);
+        let _ = self.store.items.insert(pair(self.run, first as u64), bytes);
         self.page.clear();
     }
 
@@ -72,21 +77,28 @@ impl<'a> ItemWriter<'a> {
 
 /// Up to `len` items of `run` from the `start`-th, in order.
 pub fn range(tree: &sled::Tree, run: u64, start: usize, len: usize) -> Vec<Item> {
-    let end = start.saturating_add(len);
     if len == 0 {
         return Vec::new();
     }
-    let pages = pair(run, (start / PAGE) as u64)..=pair(run, ((end - 1) / PAGE) as u64);
-    let mut out = Vec::with_capacity(len.min(4 * PAGE));
-    for entry in tree.range(pages) {
+    let end = start.saturating_add(len);
+    // The page holding `start` is the last one that begins at or before it.
+    let from = tree
+        .range(pair(run, 0)..=pair(run, start as u64))
+        .next_back()
+        .and_then(Result::ok)
+        .map_or(pair(run, start as u64), |(key, _)| {
+            pair(run, first_index(&key) as u64)
+        });
+    let mut out = Vec::with_capacity(len.min(1_024));
+    for entry in tree.range(from..pair(run, end as u64)) {
         let Some((key, page)) = entry.ok().and_then(|(k, v)| Some((k, decode(&v)?))) else {
             continue;
         };
-        let first = page_index(&key) * PAGE;
-        let from = start.saturating_sub(first);
-        let to = (end - first).min(page.len());
-        if from < to {
-            out.extend(page.into_iter().take(to).skip(from));
+        let first = first_index(&key);
+        let skip = start.saturating_sub(first);
+        let take = (end - first).min(page.len());
+        if skip < take {
+            out.extend(page.into_iter().take(take).skip(skip));
         }
     }
     out
@@ -100,13 +112,14 @@ pub fn all(tree: &sled::Tree, run: u64) -> Vec<Item> {
         .collect()
 }
 
-fn page_index(key: &[u8]) -> usize {
+/// The index of a page's first item, from its key.
+fn first_index(key: &[u8]) -> usize {
     key.get(8..16)
         .and_then(|b| b.try_into().ok())
         .map_or(0, u64::from_be_bytes) as usize
 }
 
-fn decode(bytes: &[u8]) -> Option<Vec<Item>> {
+pub(super) fn decode(bytes: &[u8]) -> Option<Vec<Item>> {
     serde_json::from_slice(bytes).ok()
 }
 

@@ -1,27 +1,37 @@
 //! Moves a state database written by an earlier `flow` to today's layout.
 //!
-//! Before item lists were paged and results keyed by stage and item, the
-//! database had `items` (one record per item), `results` (by cache key)
-//! and `latest` (stage and item → key). Opening such a database copies
-//! the first two into `item_pages` and `stage_results` and drops all three,
-//! so finished results are still reused and an unfinished run can still
-//! be resumed. Copying again after a crash halfway gives the same records.
+//! Two earlier layouts:
+//! - `items` (one record per item), `results` (by cache key) and `latest`
+//!   (stage and item → key): the first two are copied into `item_lists`
+//!   and `stage_results`, and all three dropped;
+//! - `item_pages` (pages of 256 items by page number): copied into
+//!   `item_lists` (by first item), then dropped.
+//!
+//! So finished results are still reused and an unfinished run can still be
+//! resumed. Copying again after a crash halfway gives the same records.
 
-use super::item_pages::ItemWriter;
+use super::item_pages::{self, ItemWriter};
 use super::records::ResultRecord;
+use super::store::pair;
 use crate::items::Item;
 
 /// Trees of the earlier layout.
 const OLD_ITEMS: &str = "items";
 const OLD_RESULTS: &str = "results";
 const OLD_LATEST: &str = "latest";
+const OLD_PAGES: &str = "item_pages";
+/// Items per record in [`OLD_PAGES`].
+const OLD_PAGE: u64 = 256;
 
 /// Migrates `store`'s database if it has trees of the earlier layout.
 pub fn run(store: &super::Store) -> sled::Result<()> {
     let db = &store.db;
     let names = db.tree_names();
     let has = |name: &str| names.iter().any(|n| n.as_ref() == name.as_bytes());
-    if ![OLD_ITEMS, OLD_RESULTS, OLD_LATEST].iter().any(|n| has(n)) {
+    if ![OLD_ITEMS, OLD_RESULTS, OLD_LATEST, OLD_PAGES]
+        .iter()
+        .any(|n| has(n))
+    {
         return Ok(());
     }
     if has(OLD_ITEMS) {
@@ -50,6 +60,23 @@ pub fn run(store: &super::Store) -> sled::Result<()> {
             done.finish();
         }
     }
+    if has(OLD_PAGES) {
+        for entry in db.open_tree(OLD_PAGES)?.iter() {
+            let (key, value) = entry?;
+            // (run, page number), both big-endian `u64`.
+            let number = |at: usize| {
+                key.get(at..at + 8)
+                    .and_then(|b| b.try_into().ok())
+                    .map(u64::from_be_bytes)
+            };
+            let (Some(run), Some(page)) = (number(0), number(8)) else {
+                continue;
+            };
+            if item_pages::decode(&value).is_some() {
+                store.items.insert(pair(run, page * OLD_PAGE), value)?;
+            }
+        }
+    }
     if has(OLD_RESULTS) {
         for entry in db.open_tree(OLD_RESULTS)?.iter() {
             let (_, value) = entry?;
@@ -59,7 +86,7 @@ pub fn run(store: &super::Store) -> sled::Result<()> {
         }
     }
     db.flush()?;
-    for name in [OLD_ITEMS, OLD_RESULTS, OLD_LATEST] {
+    for name in [OLD_ITEMS, OLD_RESULTS, OLD_LATEST, OLD_PAGES] {
         if has(name) {
             db.drop_tree(name)?;
         }
@@ -70,9 +97,18 @@ pub fn run(store: &super::Store) -> sled::Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::store::pair;
     use super::super::Store;
     use super::*;
+
+    /// The database opened by sled alone, without a background flusher
+    /// whose thread could still hold the file lock when `Store` opens it.
+    fn raw_db(dir: &std::path::Path) -> sled::Db {
+        sled::Config::new()
+            .path(dir.join("db"))
+            .flush_every_ms(None)
+            .open()
+            .unwrap()
+    }
 
     fn item(i: usize) -> Item {
         Item {
@@ -98,10 +134,37 @@ mod tests {
     }
 
     #[test]
+    fn item_pages_of_256_are_migrated_on_open() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let db = raw_db(dir.path());
+            let pages = db.open_tree(OLD_PAGES).unwrap();
+            let items: Vec<Item> = (0..600).map(item).collect();
+            for (page, chunk) in items.chunks(OLD_PAGE as usize).enumerate() {
+                let value = serde_json::to_vec(chunk).unwrap();
+                pages.insert(pair(7, page as u64), value).unwrap();
+            }
+            db.flush().unwrap();
+        }
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(store.items(7), (0..600).map(item).collect::<Vec<_>>());
+        let across: Vec<Item> = (250..520).map(item).collect();
+        assert_eq!(store.items_range(7, 250, 270), across);
+        assert_eq!(store.item(7, 599), Some(item(599)));
+        assert_eq!(store.item(7, 600), None);
+        drop(store);
+        let db = raw_db(dir.path());
+        assert!(!db
+            .tree_names()
+            .iter()
+            .any(|n| n.as_ref() == OLD_PAGES.as_bytes()));
+    }
+
+    #[test]
     fn a_database_of_the_earlier_layout_is_migrated_on_open() {
         let dir = tempfile::tempdir().unwrap();
         {
-            let db = sled::open(dir.path().join("db")).unwrap();
+            let db = raw_db(dir.path());
             let items = db.open_tree(OLD_ITEMS).unwrap();
             for run in [1u64, 2] {
                 for i in 0..300 {
@@ -132,7 +195,7 @@ mod tests {
         let store = Store::open(dir.path()).unwrap();
         assert_eq!(store.items(1).len(), 300);
         drop(store);
-        let db = sled::open(dir.path().join("db")).unwrap();
+        let db = raw_db(dir.path());
         let names = db.tree_names();
         for old in [OLD_ITEMS, OLD_RESULTS, OLD_LATEST] {
             assert!(!names.iter().any(|n| n.as_ref() == old.as_bytes()), "{old}");

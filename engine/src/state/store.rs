@@ -80,8 +80,9 @@ impl Store {
             // on-disk size of cached pages, which take several times that
             // in memory; at 64 MiB only large runs filled it, so their
             // memory grew with their items, while 8 MiB fills in a small
-            // run too. A result is read back about once per item-stage,
-            // so a small cache costs little (`docs/benchmarks.md`).
+            // run too (2 MiB measured no smaller). A result is read back
+            // about once per item-stage, so a small cache costs little
+            // (`docs/benchmarks.md`).
             .cache_capacity(8 << 20)
             .open()
             .map_err(|source| match &source {
@@ -110,9 +111,10 @@ impl Store {
             // it: one sled key more per item-stage (see `result_key`).
             results: tree("stage_results")?,
             runs: tree("runs")?,
-            // Pages of items (`item_pages`); earlier versions wrote one
-            // record per item into `items`.
-            items: tree("item_pages")?,
+            // Pages of items (`item_pages`) by their first item; earlier
+            // versions wrote one record per item into `items`, then pages
+            // of 256 by page number into `item_pages`.
+            items: tree("item_lists")?,
             item_stages: tree("item_stages")?,
             events: tree("events")?,
             calibration: tree("calibration")?,
