@@ -72,9 +72,9 @@ fn result(stage: &str, item: &Item, key: String) -> ResultRecord {
 
 fn write_state(dir: &std::path::Path, rows: usize, results: bool) {
     let store = Store::open(dir).expect("state database");
-    let mut writer = store.item_writer(1);
+    let mut writer = store.item_writer(1).expect("item list");
     (0..rows).for_each(|i| writer.push(item(i)));
-    writer.finish();
+    writer.finish().expect("item list");
     if !results {
         return;
     }

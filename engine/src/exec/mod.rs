@@ -192,11 +192,11 @@ pub fn execute(request: RunRequest) -> Result<RunSummary, ExecError> {
         None => {
             let id = store.next_run_id();
             let max = request.max_items.unwrap_or(usize::MAX);
-            let mut writer = store.item_writer(id);
+            let mut writer = store.item_writer(id).map_err(StateError::Io)?;
             if max > 0 {
                 items::visit(&workflow.spec.inputs, &workflow.dir, &mut |item| {
                     writer.push(item);
-                    writer.count() < max
+                    writer.count() < max && writer.is_ok()
                 })?;
             }
             let record = RunRecord {
@@ -204,7 +204,7 @@ pub fn execute(request: RunRequest) -> Result<RunSummary, ExecError> {
                 workflow: workflow.path.display().to_string(),
                 args: request.args.clone(),
                 stages: stage_ids.clone(),
-                items: writer.finish(),
+                items: writer.finish().map_err(StateError::Io)?,
                 status: RunStatus::Running,
                 started_at: now_ms(),
                 finished_at: None,

@@ -1,80 +1,38 @@
 //! Moves a state database written by an earlier `flow` to today's layout.
 //!
-//! Two earlier layouts:
+//! Earlier layouts:
 //! - `items` (one record per item), `results` (by cache key) and `latest`
-//!   (stage and item → key): the first two are copied into `item_lists`
-//!   and `stage_results`, and all three dropped;
-//! - `item_pages` (pages of 256 items by page number): copied into
-//!   `item_lists` (by first item), then dropped.
+//!   (stage and item → key): items are copied into item list files
+//!   (`item_files`), results into `stage_results`, and all three dropped;
+//! - `item_pages` (pages of 256 items by page number) and `item_lists`
+//!   (pages of 16 by first item): copied into item list files, dropped.
 //!
 //! So finished results are still reused and an unfinished run can still be
 //! resumed. Copying again after a crash halfway gives the same records.
 
-use super::item_pages::{self, ItemWriter};
+use super::item_files::ItemWriter;
 use super::records::ResultRecord;
-use super::store::pair;
 use crate::items::Item;
 
-/// Trees of the earlier layout.
+/// Trees of the earlier layouts.
 const OLD_ITEMS: &str = "items";
 const OLD_RESULTS: &str = "results";
 const OLD_LATEST: &str = "latest";
 const OLD_PAGES: &str = "item_pages";
-/// Items per record in [`OLD_PAGES`].
-const OLD_PAGE: u64 = 256;
+const OLD_LISTS: &str = "item_lists";
+const OLD_TREES: [&str; 5] = [OLD_ITEMS, OLD_RESULTS, OLD_LATEST, OLD_PAGES, OLD_LISTS];
 
-/// Migrates `store`'s database if it has trees of the earlier layout.
+/// Migrates `store`'s database if it has trees of an earlier layout.
 pub fn run(store: &super::Store) -> sled::Result<()> {
     let db = &store.db;
     let names = db.tree_names();
     let has = |name: &str| names.iter().any(|n| n.as_ref() == name.as_bytes());
-    if ![OLD_ITEMS, OLD_RESULTS, OLD_LATEST, OLD_PAGES]
-        .iter()
-        .any(|n| has(n))
-    {
+    if !OLD_TREES.iter().any(|n| has(n)) {
         return Ok(());
     }
-    if has(OLD_ITEMS) {
-        let old = db.open_tree(OLD_ITEMS)?;
-        let mut writer: Option<(u64, ItemWriter<'_>)> = None;
-        for entry in old.iter() {
-            let (key, value) = entry?;
-            let Some(run) = key.get(..8).and_then(|b| b.try_into().ok()) else {
-                continue;
-            };
-            let run = u64::from_be_bytes(run);
-            let Ok(item) = serde_json::from_slice::<Item>(&value) else {
-                continue;
-            };
-            if writer.as_ref().is_none_or(|(r, _)| *r != run) {
-                if let Some((_, done)) = writer.take() {
-                    done.finish();
-                }
-                writer = Some((run, ItemWriter::new(store, run)));
-            }
-            if let Some((_, w)) = writer.as_mut() {
-                w.push(item);
-            }
-        }
-        if let Some((_, done)) = writer {
-            done.finish();
-        }
-    }
-    if has(OLD_PAGES) {
-        for entry in db.open_tree(OLD_PAGES)?.iter() {
-            let (key, value) = entry?;
-            // (run, page number), both big-endian `u64`.
-            let number = |at: usize| {
-                key.get(at..at + 8)
-                    .and_then(|b| b.try_into().ok())
-                    .map(u64::from_be_bytes)
-            };
-            let (Some(run), Some(page)) = (number(0), number(8)) else {
-                continue;
-            };
-            if item_pages::decode(&value).is_some() {
-                store.items.insert(pair(run, page * OLD_PAGE), value)?;
-            }
+    for name in [OLD_ITEMS, OLD_PAGES, OLD_LISTS] {
+        if has(name) {
+            copy_items(store, &db.open_tree(name)?)?;
         }
     }
     if has(OLD_RESULTS) {
@@ -86,7 +44,7 @@ pub fn run(store: &super::Store) -> sled::Result<()> {
         }
     }
     db.flush()?;
-    for name in [OLD_ITEMS, OLD_RESULTS, OLD_LATEST, OLD_PAGES] {
+    for name in OLD_TREES {
         if has(name) {
             db.drop_tree(name)?;
         }
@@ -95,8 +53,42 @@ pub fn run(store: &super::Store) -> sled::Result<()> {
     Ok(())
 }
 
+/// Copies a tree keyed (run, position) — big-endian `u64`s, so in order —
+/// whose values are an item or a page of items into a list file per run.
+fn copy_items(store: &super::Store, tree: &sled::Tree) -> sled::Result<()> {
+    let mut writer: Option<(u64, ItemWriter)> = None;
+    for entry in tree.iter() {
+        let (key, value) = entry?;
+        let Some(run) = key.get(..8).and_then(|b| b.try_into().ok()) else {
+            continue;
+        };
+        let run = u64::from_be_bytes(run);
+        let items = match serde_json::from_slice::<Vec<Item>>(&value) {
+            Ok(page) => page,
+            Err(_) => match serde_json::from_slice::<Item>(&value) {
+                Ok(item) => vec![item],
+                Err(_) => continue,
+            },
+        };
+        if writer.as_ref().is_none_or(|(r, _)| *r != run) {
+            if let Some((_, done)) = writer.take() {
+                done.finish()?;
+            }
+            writer = Some((run, store.item_writer(run)?));
+        }
+        if let Some((_, w)) = writer.as_mut() {
+            items.into_iter().for_each(|item| w.push(item));
+        }
+    }
+    if let Some((_, done)) = writer {
+        done.finish()?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
+    use super::super::store::pair;
     use super::super::Store;
     use super::*;
 
@@ -134,15 +126,21 @@ mod tests {
     }
 
     #[test]
-    fn item_pages_of_256_are_migrated_on_open() {
+    fn item_pages_and_lists_are_migrated_on_open() {
+        const OLD_PAGE: usize = 256;
         let dir = tempfile::tempdir().unwrap();
         {
             let db = raw_db(dir.path());
             let pages = db.open_tree(OLD_PAGES).unwrap();
             let items: Vec<Item> = (0..600).map(item).collect();
-            for (page, chunk) in items.chunks(OLD_PAGE as usize).enumerate() {
+            for (page, chunk) in items.chunks(OLD_PAGE).enumerate() {
                 let value = serde_json::to_vec(chunk).unwrap();
                 pages.insert(pair(7, page as u64), value).unwrap();
+            }
+            let lists = db.open_tree(OLD_LISTS).unwrap();
+            for (page, chunk) in items.chunks(16).enumerate() {
+                let value = serde_json::to_vec(chunk).unwrap();
+                lists.insert(pair(8, page as u64 * 16), value).unwrap();
             }
             db.flush().unwrap();
         }
@@ -152,12 +150,17 @@ mod tests {
         assert_eq!(store.items_range(7, 250, 270), across);
         assert_eq!(store.item(7, 599), Some(item(599)));
         assert_eq!(store.item(7, 600), None);
+        assert_eq!(store.items(8), (0..600).map(item).collect::<Vec<_>>());
+        assert_eq!(
+            store.items_range(8, 15, 3),
+            vec![item(15), item(16), item(17)]
+        );
         drop(store);
         let db = raw_db(dir.path());
-        assert!(!db
-            .tree_names()
-            .iter()
-            .any(|n| n.as_ref() == OLD_PAGES.as_bytes()));
+        let names = db.tree_names();
+        for old in [OLD_PAGES, OLD_LISTS] {
+            assert!(!names.iter().any(|n| n.as_ref() == old.as_bytes()), "{old}");
+        }
     }
 
     #[test]

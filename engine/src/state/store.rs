@@ -1,4 +1,5 @@
-//! The state database (sled): runs, items, results and events.
+//! The state database (sled): runs, results and events; and the runs'
+//! item lists, in files beside it (`item_files`).
 //!
 //! Writes go straight into sled; a background thread flushes them to disk in
 //! groups (group commit), so a `kill -9` loses at most the last few
@@ -13,7 +14,7 @@ use std::time::Duration;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use super::item_pages::{self, ItemWriter};
+use super::item_files::{self, ItemWriter};
 use super::records::{ItemStage, ResultRecord, RunRecord, RunStatus};
 use crate::items::Item;
 
@@ -47,7 +48,8 @@ pub struct Store {
     pub(super) db: sled::Db,
     results: sled::Tree,
     runs: sled::Tree,
-    pub(super) items: sled::Tree,
+    /// The folder of item lists (`item_files`).
+    pub(super) items: PathBuf,
     item_stages: sled::Tree,
     events: sled::Tree,
     calibration: sled::Tree,
@@ -111,10 +113,7 @@ impl Store {
             // it: one sled key more per item-stage (see `result_key`).
             results: tree("stage_results")?,
             runs: tree("runs")?,
-            // Pages of items (`item_pages`) by their first item; earlier
-            // versions wrote one record per item into `items`, then pages
-            // of 256 by page number into `item_pages`.
-            items: tree("item_lists")?,
+            items: item_files::folder(state_dir),
             item_stages: tree("item_stages")?,
             events: tree("events")?,
             calibration: tree("calibration")?,
@@ -194,31 +193,37 @@ impl Store {
     }
 
     /// Stores the items of a run.
-    pub fn put_items(&self, run: u64, items: &[Item]) {
-        let mut writer = self.item_writer(run);
+    ///
+    /// # Errors
+    /// The list's files could not be written.
+    pub fn put_items(&self, run: u64, items: &[Item]) -> std::io::Result<()> {
+        let mut writer = self.item_writer(run)?;
         items.iter().cloned().for_each(|item| writer.push(item));
-        writer.finish();
+        writer.finish().map(drop)
     }
 
     /// A writer that stores a run's items as they are listed, so no list
     /// of every item is ever held in memory.
-    pub fn item_writer(&self, run: u64) -> ItemWriter<'_> {
-        ItemWriter::new(self, run)
+    ///
+    /// # Errors
+    /// The list's files could not be created.
+    pub fn item_writer(&self, run: u64) -> std::io::Result<ItemWriter> {
+        ItemWriter::new(&self.items, run)
     }
 
     /// The items of a run, in order.
     pub fn items(&self, run: u64) -> Vec<Item> {
-        item_pages::all(&self.items, run)
+        item_files::all(&self.items, run)
     }
 
     /// Up to `len` items of a run from the `start`-th, in order.
     pub fn items_range(&self, run: u64, start: usize, len: usize) -> Vec<Item> {
-        item_pages::range(&self.items, run, start, len)
+        item_files::range(&self.items, run, start, len)
     }
 
     /// The `index`-th item of a run.
     pub fn item(&self, run: u64, index: usize) -> Option<Item> {
-        item_pages::range(&self.items, run, index, 1).pop()
+        item_files::range(&self.items, run, index, 1).pop()
     }
 
     /// Records where `item` stands in `stage` for `run`.
