@@ -94,12 +94,10 @@ mod tests {
 
     /// The database opened by sled alone, without a background flusher
     /// whose thread could still hold the file lock when `Store` opens it.
+    /// The database itself, waiting as [`Store::open`] does for the lock
+    /// a store dropped just before still holds.
     fn raw_db(dir: &std::path::Path) -> sled::Db {
-        sled::Config::new()
-            .path(dir.join("db"))
-            .flush_every_ms(None)
-            .open()
-            .unwrap()
+        super::super::store::open_db(dir).unwrap()
     }
 
     fn item(i: usize) -> Item {

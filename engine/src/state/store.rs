@@ -71,36 +71,11 @@ impl Store {
     /// Opens (or creates) the database in `state_dir/db`.
     ///
     /// # Errors
-    /// [`StateError::Locked`] when another process uses it.
+    /// [`StateError::Locked`] when another process uses it (after waiting
+    /// up to [`LOCK_WAIT`] for it to be released).
     pub fn open(state_dir: &Path) -> Result<Self, StateError> {
         std::fs::create_dir_all(state_dir)?;
-        let db = sled::Config::new()
-            .path(state_dir.join("db"))
-            .flush_every_ms(None)
-            // sled caches up to 1 GiB by default: memory that grew with the
-            // number of items a run records. Its capacity counts the
-            // on-disk size of cached pages, which take several times that
-            // in memory; at 64 MiB only large runs filled it, so their
-            // memory grew with their items, while 8 MiB fills in a small
-            // run too (2 MiB measured no smaller). A result is read back
-            // about once per item-stage, so a small cache costs little
-            // (`docs/benchmarks.md`).
-            .cache_capacity(8 << 20)
-            .open()
-            .map_err(|source| match &source {
-                sled::Error::Io(e)
-                    if e.kind() == std::io::ErrorKind::WouldBlock
-                        || e.to_string().contains("lock") =>
-                {
-                    StateError::Locked {
-                        path: state_dir.to_path_buf(),
-                    }
-                }
-                _ => StateError::Db {
-                    path: state_dir.to_path_buf(),
-                    source,
-                },
-            })?;
+        let db = open_db(state_dir)?;
         let tree = |name: &str| {
             db.open_tree(name).map_err(|source| StateError::Db {
                 path: state_dir.to_path_buf(),
@@ -330,6 +305,56 @@ impl Flusher {
             let _ = thread.join();
         }
     }
+}
+
+/// How long [`Store::open`] waits for a database that is locked. sled
+/// releases its file lock from a background thread after the `Db` is
+/// dropped (spacejam/sled#1289), so a store reopened at once in the same
+/// process can find its own lock still held for a few milliseconds.
+/// Another live `flow` process holds it longer and is reported.
+pub const LOCK_WAIT: Duration = Duration::from_secs(2);
+
+pub(super) fn open_db(state_dir: &Path) -> Result<sled::Db, StateError> {
+    let start = std::time::Instant::now();
+    let mut pause = Duration::from_millis(5);
+    loop {
+        match try_open_db(state_dir) {
+            Err(StateError::Locked { .. }) if start.elapsed() < LOCK_WAIT => {
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_millis(200));
+            }
+            other => return other,
+        }
+    }
+}
+
+fn try_open_db(state_dir: &Path) -> Result<sled::Db, StateError> {
+    sled::Config::new()
+        .path(state_dir.join("db"))
+        .flush_every_ms(None)
+        // sled caches up to 1 GiB by default: memory that grew with the
+        // number of items a run records. Its capacity counts the
+        // on-disk size of cached pages, which take several times that
+        // in memory; at 64 MiB only large runs filled it, so their
+        // memory grew with their items, while 8 MiB fills in a small
+        // run too (2 MiB measured no smaller). A result is read back
+        // about once per item-stage, so a small cache costs little
+        // (`docs/benchmarks.md`).
+        .cache_capacity(8 << 20)
+        .open()
+        .map_err(|source| match &source {
+            sled::Error::Io(e)
+                if e.kind() == std::io::ErrorKind::WouldBlock || e.to_string().contains("lock") =>
+            {
+                StateError::Locked {
+                    path: state_dir.to_path_buf(),
+                }
+            }
+            _ => StateError::Db {
+                path: state_dir.to_path_buf(),
+                source,
+            },
+        })
 }
 
 fn decode<T: DeserializeOwned>(bytes: sled::IVec) -> Option<T> {
