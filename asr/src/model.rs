@@ -5,9 +5,9 @@ use burn::tensor::activation::{gelu, softmax};
 use burn::tensor::backend::Backend;
 use burn::tensor::module::conv1d;
 use burn::tensor::ops::ConvOptions;
-use burn::tensor::{Tensor, TensorData};
+use burn::tensor::{DType, Tensor, TensorData};
 use flow_backend::burn;
-use flow_backend::{WeightError, Weights};
+use flow_backend::WeightError;
 
 /// Sizes of a Whisper model.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,11 +59,13 @@ impl<B: Backend> Linear<B> {
 /// `x` with its values laid out in order (a transposed view would be
 /// copied by every matrix product on the CPU backend).
 pub(crate) fn contiguous<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
-    let device = x.device();
-    Tensor::from_data(x.into_data(), &device)
+    let (device, dtype) = (x.device(), x.dtype());
+    Tensor::from_data(x.into_data(), (&device, dtype))
 }
 
-/// Layer normalisation (eps 1e-5).
+/// Layer normalisation (eps 1e-5), computed in f32 whatever the model's
+/// float type (in f16 the squares of the residual stream's large values
+/// overflow), with f32 parameters; the result is in the input's type.
 pub(crate) struct Norm<B: Backend> {
     pub(crate) gamma: Tensor<B, 1>,
     pub(crate) beta: Tensor<B, 1>,
@@ -71,11 +73,14 @@ pub(crate) struct Norm<B: Backend> {
 
 impl<B: Backend> Norm<B> {
     fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
+        let dtype = x.dtype();
+        let x = x.cast(DType::F32);
         let mean = x.clone().mean_dim(2);
         let centered = x - mean;
         let var = centered.clone().powf_scalar(2.0).mean_dim(2);
         let normed = centered / (var + 1e-5).sqrt();
-        normed * self.gamma.clone().unsqueeze::<3>() + self.beta.clone().unsqueeze::<3>()
+        let out = normed * self.gamma.clone().unsqueeze::<3>() + self.beta.clone().unsqueeze::<3>();
+        out.cast(dtype)
     }
 }
 
@@ -127,6 +132,9 @@ pub struct Whisper<B: Backend> {
     pub(crate) dec_layers: Vec<DecoderLayer<B>>,
     pub(crate) dec_norm: Norm<B>,
     pub(crate) device: B::Device,
+    /// The float type of its weights and activations (`F32`, or `F16` on
+    /// CUDA); layer norms compute in f32 ([`Norm`]).
+    pub(crate) dtype: DType,
     /// The token embeddings on the host, `vocab × d`, when logits are
     /// computed there (on the CPU a matrix-vector product over the
     /// vocabulary is memory-bound, and a plain threaded loop beats the
@@ -152,7 +160,8 @@ fn attend<B: Backend>(
     mask: Option<Tensor<B, 2>>,
 ) -> Tensor<B, 4> {
     let dh = q.dims()[3];
-    let scores = q.matmul(k.swap_dims(2, 3)) * (1.0 / (dh as f64).sqrt());
+    // Scaled before the product, so that f16 scores stay in range.
+    let scores = (q * (1.0 / (dh as f64).sqrt())).matmul(k.swap_dims(2, 3));
     let scores = match mask {
         Some(m) => scores + m.unsqueeze::<4>(),
         None => scores,
@@ -236,8 +245,10 @@ impl<B: Backend> Whisper<B> {
                 }
             }
         }
-        let cols =
-            Tensor::<B, 3>::from_data(TensorData::new(cols, [b, c * k, t_out]), &self.device);
+        let cols = Tensor::<B, 3>::from_data(
+            TensorData::new(cols, [b, c * k, t_out]),
+            (&self.device, self.dtype),
+        );
         let w2 = w.clone().reshape([1, c_out, c * k]);
         let out = w2.repeat_dim(0, b).matmul(cols);
         out + bias.clone().reshape([1, c_out, 1])
@@ -284,7 +295,7 @@ impl<B: Backend> Whisper<B> {
         let past = state.offset;
         let mut x = self.embed.clone().select(0, ids).reshape([b, n, d]);
         x = x + self.dec_pos.clone().slice(past..past + n).unsqueeze::<3>();
-        let mask = (n > 1).then(|| causal_mask::<B>(n, past, &self.device));
+        let mask = (n > 1).then(|| causal_mask::<B>(n, past, (&self.device, self.dtype)));
         let h = self.dims.heads;
         for (i, layer) in self.dec_layers.iter().enumerate() {
             let a = &layer.attn;
@@ -376,6 +387,11 @@ impl<B: Backend> Whisper<B> {
     pub fn device(&self) -> &B::Device {
         &self.device
     }
+
+    /// The float type it computes in.
+    pub fn dtype(&self) -> DType {
+        self.dtype
+    }
 }
 
 /// A dot product in 8 lanes (vectorised by the compiler).
@@ -394,7 +410,7 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
     sum
 }
 
-fn causal_mask<B: Backend>(n: usize, past: usize, device: &B::Device) -> Tensor<B, 2> {
+fn causal_mask<B: Backend>(n: usize, past: usize, at: (&B::Device, DType)) -> Tensor<B, 2> {
     let total = past + n;
     let mut m = vec![0.0f32; n * total];
     for i in 0..n {
@@ -402,17 +418,8 @@ fn causal_mask<B: Backend>(n: usize, past: usize, device: &B::Device) -> Tensor<
             m[i * total + j] = f32::NEG_INFINITY;
         }
     }
-    Tensor::from_data(TensorData::new(m, [n, total]), device)
+    Tensor::from_data(TensorData::new(m, [n, total]), at)
 }
 
 /// Errors loading a model.
 pub type LoadResult<T> = Result<T, WeightError>;
-
-/// Reads a tensor of rank `D`.
-pub(crate) fn t<B: Backend, const D: usize>(
-    w: &Weights,
-    name: &str,
-    device: &B::Device,
-) -> LoadResult<Tensor<B, D>> {
-    w.tensor::<B, D>(name, None, device)
-}

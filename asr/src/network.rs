@@ -51,7 +51,7 @@ impl<B: Backend> Network for Whisper<B> {
         let frames = mel.len() / (windows * n_mels).max(1);
         let input = Tensor::<B, 3>::from_data(
             TensorData::new(mel, [windows, n_mels, frames]),
-            self.device(),
+            (self.device(), self.dtype()),
         );
         Whisper::encode(self, input)
     }

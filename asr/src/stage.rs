@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
+use flow_backend::burn::tensor::DType;
 use flow_backend::Compute;
 use flow_engine::device::DeviceId;
 use flow_engine::memory::MemoryEstimate;
@@ -62,6 +63,25 @@ pub struct WhisperConfig {
     /// earlier text). Default 8.
     #[serde(default = "default_max_windows")]
     pub max_windows: usize,
+    /// The float type of the model on a CUDA device: `auto` (f16 where the
+    /// card computes in it, else f32), `f16` (an error on a card that does
+    /// not) or `f32`. Layer norms and the decoding arithmetic stay in f32.
+    /// The CPU always computes in f32. Default `auto`.
+    #[serde(default)]
+    pub precision: Precision,
+}
+
+/// The float type `asr.whisper` computes in on a GPU.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Precision {
+    /// f16 where the device computes in it, f32 elsewhere.
+    #[default]
+    Auto,
+    /// Half precision (CUDA only).
+    F16,
+    /// Single precision.
+    F32,
 }
 
 fn default_temperatures() -> Vec<f64> {
@@ -143,7 +163,7 @@ impl StageKind for WhisperKind {
             )],
             Ok(_) => Vec::new(),
             Err(p) => vec![p.help(
-                "`asr.whisper` takes language, condition_on_previous_text, no_speech_threshold, log_prob_threshold, temperatures, compression_ratio_threshold, best_of, max_windows",
+                "`asr.whisper` takes language, condition_on_previous_text, no_speech_threshold, log_prob_threshold, temperatures, compression_ratio_threshold, best_of, max_windows, precision",
             )],
         }
     }
@@ -226,9 +246,13 @@ impl WhisperStage {
                 Loaded::Cpu(Box::new(crate::load_cpu(dir).map_err(StageError::failed)?))
             }
             #[cfg(feature = "cuda")]
-            Compute::Cuda(dev) => Loaded::Gpu(Box::new(
-                crate::load::<flow_backend::Gpu>(dir, dev, false).map_err(StageError::failed)?,
-            )),
+            Compute::Cuda(dev) => {
+                let dtype = gpu_dtype(self.config.precision, compute.supports_f16())?;
+                Loaded::Gpu(Box::new(
+                    crate::load::<flow_backend::Gpu>(dir, dev, false, dtype)
+                        .map_err(StageError::failed)?,
+                ))
+            }
         };
         let model = Arc::new(Model {
             device,
@@ -237,6 +261,18 @@ impl WhisperStage {
         });
         *slot = Some(model.clone());
         Ok(model)
+    }
+}
+
+/// The float type for a GPU that does (or does not) compute in f16.
+#[cfg_attr(not(feature = "cuda"), allow(dead_code))]
+fn gpu_dtype(precision: Precision, f16_ok: bool) -> Result<DType, StageError> {
+    match (precision, f16_ok) {
+        (Precision::F32, _) | (Precision::Auto, false) => Ok(DType::F32),
+        (Precision::Auto | Precision::F16, true) => Ok(DType::F16),
+        (Precision::F16, false) => Err(StageError::failed(
+            "`precision: f16` was asked for, and this device does not compute in f16 (use `auto` or `f32`)",
+        )),
     }
 }
 
@@ -372,5 +408,20 @@ impl Stage for WhisperStage {
     fn memory_usage(&self) -> Option<MemoryUsage> {
         let slot = self.loaded.lock().unwrap_or_else(|e| e.into_inner());
         slot.as_ref().and_then(|m| m.compute.memory_usage())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn precision_picks_f16_only_where_the_device_computes_in_it() {
+        assert_eq!(gpu_dtype(Precision::Auto, true).unwrap(), DType::F16);
+        assert_eq!(gpu_dtype(Precision::Auto, false).unwrap(), DType::F32);
+        assert_eq!(gpu_dtype(Precision::F32, true).unwrap(), DType::F32);
+        assert_eq!(gpu_dtype(Precision::F16, true).unwrap(), DType::F16);
+        let err = gpu_dtype(Precision::F16, false).unwrap_err();
+        assert!(err.to_string().contains("does not compute in f16"), "{err}");
     }
 }

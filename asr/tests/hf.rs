@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use flow_asr::Options;
+use flow_backend::burn::tensor::DType;
 use flow_backend::{with_backend, Compute, RawTensor, Weights};
 use flow_engine::device::DeviceId;
 
@@ -326,7 +327,7 @@ fn a_small_random_checkpoint_maps_onto_the_model() {
     let compute = Compute::for_device(DeviceId::Cpu).unwrap();
     let samples = common::wav(&common::reference("enroll_us.16k.wav"));
     let (dims, burn_out) = with_backend!(&compute, |B, device| {
-        let t = flow_asr::load::<B>(dir.path(), &device, true).unwrap();
+        let t = flow_asr::load::<B>(dir.path(), &device, true, DType::F32).unwrap();
         let out = t.transcribe(&samples[..16_000 * 3], &Options::greedy());
         assert!(out.is_ok(), "{out:?}");
         (t.model.dims, out.unwrap())

@@ -6,6 +6,7 @@
 mod common;
 
 use flow_asr::{Network, Options};
+use flow_backend::burn::tensor::DType;
 use flow_backend::{with_backend, Compute};
 use flow_engine::device::DeviceId;
 
@@ -37,7 +38,7 @@ fn cpu_kernels_compute_what_burn_computes() {
 
     let compute = Compute::for_device(DeviceId::Cpu).unwrap();
     let (b_audio, b_first, b_second, b_segments) = with_backend!(&compute, |B, device| {
-        let t = flow_asr::load::<B>(&dir, &device, true).unwrap();
+        let t = flow_asr::load::<B>(&dir, &device, true, DType::F32).unwrap();
         let audio = Network::encode(&t.model, input.clone(), 2);
         let flat: Vec<f32> = audio.clone().into_data().to_vec().unwrap();
         let mut state = Network::start(&t.model, audio);

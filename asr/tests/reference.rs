@@ -34,47 +34,14 @@ fn transcribe_clips() -> Vec<(String, Vec<Segment>)> {
 
 #[test]
 fn tokens_and_words_match_faster_whisper() {
-    let reference: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(common::reference("asr_reference.json")).unwrap(),
-    )
-    .unwrap();
-    let ours = transcribe_all();
-    let (mut same, mut total, mut errors, mut ref_words) = (0, 0, 0, 0);
-    for (clip, segments) in ours {
-        let expected = reference[clip]["segments"].as_array().unwrap();
-        for (i, e) in expected.iter().enumerate() {
-            let tokens: Vec<u32> = e["tokens"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|t| t.as_u64().unwrap() as u32)
-                .collect();
-            total += 1;
-            let got = segments.get(i).map(|s| &s.tokens);
-            if got == Some(&tokens) {
-                same += 1;
-            } else {
-                eprintln!("{clip} segment {i}:\n  expected {tokens:?}\n  got      {got:?}");
-            }
-        }
-        let text: String = segments.iter().map(|s| s.text.as_str()).collect();
-        let want = common::words(reference[clip]["text"].as_str().unwrap());
-        let e = common::edits(&want, &common::words(&text));
-        eprintln!("{clip}: {e} word errors in {}: {text}", want.len());
-        errors += e;
-        ref_words += want.len();
-    }
-    let share = same as f64 / total as f64;
-    let wer = errors as f64 / ref_words as f64;
-    eprintln!(
-        "identical segments {same}/{total}, WER {:.2} %",
-        wer * 100.0
-    );
+    let a = common::agreement(transcribe_all());
     assert!(
-        share >= 0.95,
-        "identical token ids in {same} of {total} segments"
+        a.same as f64 >= 0.95 * a.total as f64,
+        "identical token ids in {} of {} segments",
+        a.same,
+        a.total
     );
-    assert!(wer <= 0.02, "word error rate {:.2} %", wer * 100.0);
+    assert!(a.wer <= 0.02, "word error rate {:.2} %", a.wer * 100.0);
 }
 
 #[test]

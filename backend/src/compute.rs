@@ -97,6 +97,20 @@ impl Compute {
         }
     }
 
+    /// Whether models here can compute in f16: on a CUDA device whose
+    /// backend reports f16 arithmetic; never on the CPU backend (NdArray
+    /// computes in f32 and f64 only).
+    pub fn supports_f16(&self) -> bool {
+        match self {
+            Compute::Cpu(_) => false,
+            #[cfg(feature = "cuda")]
+            Compute::Cuda(device) => {
+                use burn::tensor::backend::Backend;
+                Gpu::supports_dtype(device, burn::tensor::DType::F16)
+            }
+        }
+    }
+
     /// Bytes in use and reserved by the backend's memory pool (CUDA only).
     pub fn memory_usage(&self) -> Option<flow_engine::registry::MemoryUsage> {
         match self {
@@ -169,6 +183,11 @@ mod tests {
             a.matmul(b).into_data().to_vec::<f32>().unwrap()
         });
         assert_eq!(out, vec![19.0, 22.0, 43.0, 50.0]);
+    }
+
+    #[test]
+    fn the_cpu_backend_computes_in_f32_only() {
+        assert!(!Compute::for_device(DeviceId::Cpu).unwrap().supports_f16());
     }
 
     #[test]

@@ -83,6 +83,56 @@ pub fn words(text: &str) -> Vec<String> {
         .collect()
 }
 
+/// How transcripts compare with faster-whisper's (`asr_reference.json`).
+#[derive(Debug)]
+pub struct Agreement {
+    /// Reference segments whose token ids ours reproduces exactly.
+    pub same: usize,
+    /// Reference segments.
+    pub total: usize,
+    /// Word errors over reference words, all clips together.
+    pub wer: f64,
+}
+
+/// `ours` (clip name and its segments) against the reference, printing
+/// every difference.
+pub fn agreement(ours: &[(String, Vec<flow_asr::Segment>)]) -> Agreement {
+    let reference: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(reference("asr_reference.json")).unwrap())
+            .unwrap();
+    let (mut same, mut total, mut errors, mut ref_words) = (0, 0, 0, 0);
+    for (clip, segments) in ours {
+        let expected = reference[clip]["segments"].as_array().unwrap();
+        for (i, e) in expected.iter().enumerate() {
+            let tokens: Vec<u32> = e["tokens"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|t| t.as_u64().unwrap() as u32)
+                .collect();
+            total += 1;
+            let got = segments.get(i).map(|s| &s.tokens);
+            if got == Some(&tokens) {
+                same += 1;
+            } else {
+                eprintln!("{clip} segment {i}:\n  expected {tokens:?}\n  got      {got:?}");
+            }
+        }
+        let text: String = segments.iter().map(|s| s.text.as_str()).collect();
+        let want = words(reference[clip]["text"].as_str().unwrap());
+        let e = edits(&want, &words(&text));
+        eprintln!("{clip}: {e} word errors in {}: {text}", want.len());
+        errors += e;
+        ref_words += want.len();
+    }
+    let wer = errors as f64 / ref_words as f64;
+    eprintln!(
+        "identical segments {same}/{total}, WER {:.2} %",
+        wer * 100.0
+    );
+    Agreement { same, total, wer }
+}
+
 /// Word-level edit distance.
 pub fn edits(a: &[String], b: &[String]) -> usize {
     let mut prev: Vec<usize> = (0..=b.len()).collect();

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use burn::tensor::backend::Backend;
-use burn::tensor::{Tensor, TensorData};
+use burn::tensor::{Tensor, TensorCreationOptions, TensorData};
 
 /// One tensor: its shape and its values as f32, row-major.
 #[derive(Debug, Clone, PartialEq)]
@@ -160,6 +160,21 @@ impl Weights {
         expected: Option<[usize; D]>,
         device: &B::Device,
     ) -> Result<Tensor<B, D>, WeightError> {
+        self.tensor_as(name, expected, device)
+    }
+
+    /// [`Weights::tensor`] with creation options: a device, or a device and
+    /// the float type to store the tensor in (`(&device, DType::F16)`; the
+    /// values are converted on the host).
+    ///
+    /// # Errors
+    /// [`WeightError::Missing`] or [`WeightError::Shape`].
+    pub fn tensor_as<B: Backend, const D: usize>(
+        &self,
+        name: &str,
+        expected: Option<[usize; D]>,
+        options: impl Into<TensorCreationOptions<B>>,
+    ) -> Result<Tensor<B, D>, WeightError> {
         let raw = self.raw(name)?;
         let shape_ok = match expected {
             Some(e) => raw.shape == e,
@@ -174,7 +189,7 @@ impl Weights {
             });
         }
         let data = TensorData::new(raw.data.clone(), raw.shape.clone());
-        Ok(Tensor::from_data(data, device))
+        Ok(Tensor::from_data(data, options))
     }
 
     /// Total elements over every tensor.
