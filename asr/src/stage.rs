@@ -56,11 +56,14 @@ pub struct WhisperConfig {
     /// is kept. Default 5.
     #[serde(default = "default_best_of")]
     pub best_of: usize,
-    /// When the stage also needs a `vad.silero` stage (a `speech_regions`
-    /// input), speech regions are merged into chunks of up to 30 s and the
-    /// chunks of all items in a batch are decoded together, at most this
-    /// many windows per forward pass (WhisperX's approach; no prompt from
-    /// earlier text). Default 8.
+    /// Windows decoded together, at most, per forward pass. When the stage
+    /// also needs a `vad.silero` stage (a `speech_regions` input), speech
+    /// regions are merged into chunks of up to 30 s and the chunks of all
+    /// items in a batch are decoded together (WhisperX's approach; no
+    /// prompt from earlier text). Without one, the items of a batch go
+    /// through the 30 s seek loop side by side: each round encodes one
+    /// window of each item together and decodes together the windows whose
+    /// prompts have the same length. Default 8.
     #[serde(default = "default_max_windows")]
     pub max_windows: usize,
     /// The float type of the model on a CUDA device: `auto` (f16 where the
@@ -327,8 +330,9 @@ impl WhisperStage {
         }
     }
 
-    /// Items with speech regions are decoded together, the others one by
-    /// one with the seek loop.
+    /// Items with speech regions are decoded together, chunk by chunk; the
+    /// others together with the seek loop (their windows batched, see
+    /// `Transcriber::transcribe_many`).
     fn transcribe(
         &self,
         device: DeviceId,
@@ -340,26 +344,32 @@ impl WhisperStage {
             .iter()
             .filter_map(|p| Some((p.samples.as_slice(), p.regions.clone()?)))
             .collect();
+        let seeking: Vec<&[f32]> = prepared
+            .iter()
+            .filter(|p| p.regions.is_none())
+            .map(|p| p.samples.as_slice())
+            .collect();
         let max = self.config.max_windows;
-        let mut batched = match &model.loaded {
-            Loaded::Cpu(t) => t.transcribe_regions(&regional, &opts, max),
+        let (regions, seeks) = match &model.loaded {
+            Loaded::Cpu(t) => (
+                t.transcribe_regions(&regional, &opts, max),
+                t.transcribe_many(&seeking, &opts, max),
+            ),
             #[cfg(feature = "cuda")]
-            Loaded::Gpu(t) => t.transcribe_regions(&regional, &opts, max),
-        }
-        .map_err(StageError::failed)?
-        .into_iter();
-        prepared
+            Loaded::Gpu(t) => (
+                t.transcribe_regions(&regional, &opts, max),
+                t.transcribe_many(&seeking, &opts, max),
+            ),
+        };
+        let mut regions = regions.map_err(StageError::failed)?.into_iter();
+        let mut seeks = seeks.map_err(StageError::failed)?.into_iter();
+        Ok(prepared
             .iter()
             .map(|p| match p.regions {
-                Some(_) => Ok(batched.next().unwrap_or_default()),
-                None => match &model.loaded {
-                    Loaded::Cpu(t) => t.transcribe(&p.samples, &opts),
-                    #[cfg(feature = "cuda")]
-                    Loaded::Gpu(t) => t.transcribe(&p.samples, &opts),
-                }
-                .map_err(StageError::failed),
+                Some(_) => regions.next().unwrap_or_default(),
+                None => seeks.next().unwrap_or_default(),
             })
-            .collect()
+            .collect())
     }
 }
 

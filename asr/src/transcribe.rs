@@ -150,74 +150,164 @@ impl<N: Network> Transcriber<N> {
     /// # Errors
     /// A message for an unknown language.
     pub fn transcribe(&self, samples: &[f32], opts: &Options) -> Result<Vec<Segment>, String> {
-        let mel = self.mel(samples);
+        Ok(self
+            .transcribe_many(&[samples], opts, 1)?
+            .pop()
+            .unwrap_or_default())
+    }
+
+    /// Transcribes several items (16 kHz mono samples each) with the seek
+    /// loop, their windows batched: each round takes the current window of
+    /// up to `max_windows` unfinished items, encodes them in one forward
+    /// pass and decodes together the windows whose prompts have the same
+    /// length (every item's first window; later ones when the previous text
+    /// is not a prompt). Each item's transcript is the one it gets alone.
+    ///
+    /// # Errors
+    /// A message for an unknown language.
+    pub fn transcribe_many(
+        &self,
+        items: &[&[f32]],
+        opts: &Options,
+        max_windows: usize,
+    ) -> Result<Vec<Vec<Segment>>, String> {
         let sot = self.vocab.sot_sequence(&opts.language)?;
-        let s = &self.vocab.specials;
-        let tb = s.timestamp_begin;
-        let content = mel.frames.saturating_sub(1);
-        let mut seek = 0usize;
-        let mut all_tokens: Vec<u32> = Vec::new();
-        let mut segments = Vec::new();
-        let max_prompt = self.model.dims().text_ctx / 2 - 1;
+        let mut states: Vec<Seeking> = items.iter().map(|s| Seeking::new(self.mel(s))).collect();
         let mut rng = Rng::new(opts.seed);
-        let mut prompt_from = 0usize;
-        while seek < content {
-            let time_offset = seek as f64 * FRAME_SECONDS;
-            let size = WINDOW_FRAMES.min(content - seek);
-            let duration = size as f64 * FRAME_SECONDS;
-            let mut prompt = Vec::new();
-            let previous = &all_tokens[prompt_from..];
-            if opts.condition_on_previous_text && !previous.is_empty() {
-                prompt.push(s.sot_prev);
-                let from = previous.len().saturating_sub(max_prompt);
-                prompt.extend_from_slice(&previous[from..]);
-            }
-            prompt.extend_from_slice(&sot);
-            let audio = self.encode_windows(&[(&mel, seek, size)]);
-            let Some(outcome) = self.decode_windows(audio, &[prompt], opts, &mut rng).pop() else {
+        loop {
+            let active: Vec<usize> = (0..states.len())
+                .filter(|&i| states[i].seek < states[i].content)
+                .take(max_windows.max(1))
+                .collect();
+            if active.is_empty() {
                 break;
-            };
-            if outcome.is_silence(opts) {
-                seek += size;
-                continue;
             }
-            // As faster-whisper: text decoded hot does not prompt what follows.
-            let reset = outcome.temperature > opts.prompt_reset_on_temperature;
-            let Outcome {
-                decoded: d,
-                avg_logprob,
-                compression_ratio: ratio,
-                temperature,
-            } = outcome;
-            let tokens = d.tokens;
-            let pieces = split(&tokens, tb, time_offset, duration);
-            seek += match pieces.advance {
-                Some(frames) => frames,
-                None => size,
-            };
-            for (start, end, piece) in pieces.segments {
-                let text = self.vocab.decode(&piece);
-                if start == end || text.trim().is_empty() {
-                    continue;
+            let windows: Vec<(&Mel, usize, usize)> =
+                active.iter().map(|&i| states[i].window()).collect();
+            let sizes: Vec<usize> = windows.iter().map(|w| w.2).collect();
+            let prompts: Vec<Vec<u32>> = active
+                .iter()
+                .map(|&i| self.prompt(&states[i], &sot, opts))
+                .collect();
+            let audio = self.encode_windows(&windows);
+            let mut outcomes: Vec<Option<Outcome>> = vec![None; active.len()];
+            let mut lengths: Vec<usize> = prompts.iter().map(Vec::len).collect();
+            lengths.sort_unstable();
+            lengths.dedup();
+            for len in lengths {
+                let rows: Vec<usize> = (0..prompts.len())
+                    .filter(|&r| prompts[r].len() == len)
+                    .collect();
+                let group = match rows.len() == prompts.len() {
+                    true => audio.clone(),
+                    false => self.model.select(&audio, &rows),
+                };
+                let same: Vec<Vec<u32>> = rows.iter().map(|&r| prompts[r].clone()).collect();
+                let decoded = self.decode_windows(group, &same, opts, &mut rng);
+                for (&r, outcome) in rows.iter().zip(decoded) {
+                    outcomes[r] = Some(outcome);
                 }
-                all_tokens.extend_from_slice(&piece);
-                segments.push(Segment {
-                    id: segments.len(),
-                    start: round(start),
-                    end: round(end),
-                    text,
-                    tokens: piece,
-                    avg_logprob,
-                    no_speech_prob: d.no_speech_prob,
-                    compression_ratio: ratio,
-                    temperature,
-                });
             }
-            if reset {
-                prompt_from = all_tokens.len();
+            for ((&i, size), outcome) in active.iter().zip(sizes).zip(outcomes) {
+                self.advance(&mut states[i], size, outcome, opts);
             }
         }
-        Ok(segments)
+        Ok(states.into_iter().map(|s| s.segments).collect())
+    }
+
+    /// The prompt of an item's next window: the text so far (when
+    /// `condition_on_previous_text`, at most half the text context), then
+    /// the start-of-transcript sequence.
+    fn prompt(&self, state: &Seeking, sot: &[u32], opts: &Options) -> Vec<u32> {
+        let max_prompt = self.model.dims().text_ctx / 2 - 1;
+        let mut prompt = Vec::new();
+        let previous = &state.all_tokens[state.prompt_from..];
+        if opts.condition_on_previous_text && !previous.is_empty() {
+            prompt.push(self.vocab.specials.sot_prev);
+            let from = previous.len().saturating_sub(max_prompt);
+            prompt.extend_from_slice(&previous[from..]);
+        }
+        prompt.extend_from_slice(sot);
+        prompt
+    }
+
+    /// Moves an item past its decoded window of `size` frames, keeping its
+    /// segments.
+    fn advance(&self, state: &mut Seeking, size: usize, outcome: Option<Outcome>, opts: &Options) {
+        let Some(outcome) = outcome.filter(|o| !o.is_silence(opts)) else {
+            state.seek += size;
+            return;
+        };
+        let tb = self.vocab.specials.timestamp_begin;
+        let time_offset = state.seek as f64 * FRAME_SECONDS;
+        let duration = size as f64 * FRAME_SECONDS;
+        // As faster-whisper: text decoded hot does not prompt what follows.
+        let reset = outcome.temperature > opts.prompt_reset_on_temperature;
+        let Outcome {
+            decoded: d,
+            avg_logprob,
+            compression_ratio: ratio,
+            temperature,
+        } = outcome;
+        let pieces = split(&d.tokens, tb, time_offset, duration);
+        state.seek += pieces.advance.unwrap_or(size);
+        for (start, end, piece) in pieces.segments {
+            let text = self.vocab.decode(&piece);
+            if start == end || text.trim().is_empty() {
+                continue;
+            }
+            state.all_tokens.extend_from_slice(&piece);
+            state.segments.push(Segment {
+                id: state.segments.len(),
+                start: round(start),
+                end: round(end),
+                text,
+                tokens: piece,
+                avg_logprob,
+                no_speech_prob: d.no_speech_prob,
+                compression_ratio: ratio,
+                temperature,
+            });
+        }
+        if reset {
+            state.prompt_from = state.all_tokens.len();
+        }
+    }
+}
+
+/// One item in the seek loop.
+struct Seeking {
+    mel: Mel,
+    /// Frames of audio (the mel's last frame is padding).
+    content: usize,
+    /// The next window's first frame.
+    seek: usize,
+    /// Every token of its segments so far.
+    all_tokens: Vec<u32>,
+    /// Where the prompt's text starts in `all_tokens`.
+    prompt_from: usize,
+    segments: Vec<Segment>,
+}
+
+impl Seeking {
+    fn new(mel: Mel) -> Self {
+        Self {
+            content: mel.frames.saturating_sub(1),
+            mel,
+            seek: 0,
+            all_tokens: Vec::new(),
+            prompt_from: 0,
+            segments: Vec::new(),
+        }
+    }
+
+    /// The next window: the mel, its first frame and its length.
+    fn window(&self) -> (&Mel, usize, usize) {
+        (
+            &self.mel,
+            self.seek,
+            WINDOW_FRAMES.min(self.content - self.seek),
+        )
     }
 }
 

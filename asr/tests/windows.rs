@@ -1,5 +1,5 @@
-//! Transcription over VAD speech regions, batched across clips, and the
-//! temperature fallback.
+//! Transcription batched across clips — over VAD speech regions, and with
+//! the seek loop — and the temperature fallback.
 
 mod common;
 
@@ -65,6 +65,35 @@ fn speech_regions_of_all_clips_decode_together_with_the_reference_words() {
     // Chunks are decoded without the text before them and cut at VAD
     // boundaries, so a few words may differ from the seek loop's.
     assert!(wer <= 0.05, "word error rate {:.2} %", wer * 100.0);
+}
+
+#[test]
+fn the_seek_loop_batched_across_items_gives_each_item_its_own_transcript() {
+    let clip = |name: &str| common::wav(&common::reference(name));
+    let joined = |names: &[&str]| names.iter().flat_map(|n| clip(n)).collect::<Vec<f32>>();
+    // The first two over 30 s, so they take several windows and their
+    // prompts (the text so far) soon differ in length; the third finishes
+    // first.
+    let items = [
+        joined(&["solo_us.16k.wav", "interview.16k.wav"]),
+        joined(&["solo_gb.16k.wav", "enroll_us.16k.wav", "solo_us.16k.wav"]),
+        clip("interview.16k.wav"),
+    ];
+    let t = flow_asr::load_cpu(&common::model_dir()).unwrap();
+    let opts = Options::greedy();
+    let refs: Vec<&[f32]> = items.iter().map(Vec::as_slice).collect();
+    let together = t.transcribe_many(&refs, &opts, 3).unwrap();
+    assert_eq!(together.len(), items.len());
+    for (i, (samples, batched)) in items.iter().zip(&together).enumerate() {
+        let alone = t.transcribe(samples, &opts).unwrap();
+        assert!(alone.len() >= 3, "item {i}: {alone:#?}");
+        if i < 2 {
+            assert!(alone.last().unwrap().end > 30.0, "item {i} spans windows");
+        }
+        assert_eq!(batched, &alone, "item {i}");
+    }
+    // Two windows at a time: the items rotate through the rounds.
+    assert_eq!(t.transcribe_many(&refs, &opts, 2).unwrap(), together);
 }
 
 #[test]
