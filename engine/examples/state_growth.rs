@@ -1,8 +1,10 @@
 //! Peak RSS of the records an `embed-corpus.yaml` run of `ROWS` rows
 //! writes, without the model: the run's item list (`items`), that and per
 //! row two results and two item-stage states written through [`Store`]
-//! (`results`), the sink's item → first-row index alone (`index`), or all
-//! of it (`both`). Records are flushed every 64 rows, as the store's group
+//! (`results`), the sink's item → first-row index alone as it was kept
+//! until 2026-12-07, in sled (`index`; it is now a hash table in a file,
+//! `text/src/key_index.rs`, which holds nothing in memory), or both
+//! (`both`). Records are flushed every 64 rows, as the store's group
 //! commit and the sink's commits do in a run.
 //!
 //! `cargo run --release -p flow-engine --example state_growth -- ROWS items|results|index|both`
@@ -17,7 +19,7 @@ use flow_engine::state::{now_ms, ItemStage, ResultRecord, Store};
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
-/// The sink's index cache (`flow-text`'s `shards.rs`).
+/// The cache of the sink's former sled index.
 const INDEX_CACHE: u64 = 1 << 20;
 
 fn peak_rss_mib() -> f64 {

@@ -9,6 +9,7 @@ pub mod chunk;
 pub mod cpu_bert;
 pub mod embed;
 pub mod embedder;
+mod key_index;
 pub mod shards;
 pub mod sink;
 

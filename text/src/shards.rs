@@ -12,9 +12,12 @@
 //! - `open-NNNNN.f32`: rows of the shard being filled, raw little-endian
 //!   f32; sealed into `shard-NNNNN.safetensors` when full or at the end of
 //!   a run.
-//! - `index/`: a sled database, item key → its first row, so an item whose
-//!   rows are already committed is never appended twice (a re-run after a
-//!   crash, `--fresh`, or a later run over the same corpus).
+//! - `index.bin`: item key → its first row ([`KeyIndex`], a hash table in
+//!   a file), so an item whose rows are already committed is never appended
+//!   twice (a re-run after a crash, `--fresh`, or a later run over the same
+//!   corpus). Folders written before it have a sled database `index/`
+//!   instead; it is copied into `index.bin` and removed when the folder is
+//!   opened.
 //!
 //! Writing holds no shard of vectors in memory (a seal streams the open
 //! file into the safetensors file); reading holds one.
@@ -25,6 +28,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
+
+use crate::key_index::KeyIndex;
 
 /// A sealed shard.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -81,7 +86,7 @@ pub struct ShardWriter {
     manifest: Manifest,
     open: File,
     rows_log: File,
-    index: sled::Db,
+    index: KeyIndex,
     /// Rows the manifest on disk records; held while it is written.
     durable: Arc<Mutex<u64>>,
 }
@@ -92,7 +97,8 @@ pub struct CommitJob {
     manifest: Manifest,
     open: File,
     rows_log: File,
-    index: sled::Db,
+    /// The index's file (see [`KeyIndex::file`]).
+    index: File,
     durable: Arc<Mutex<u64>>,
 }
 
@@ -121,7 +127,7 @@ impl CommitJob {
 /// `manifest` (the commit point) and records its rows in `durable`.
 fn persist(
     dir: &Path,
-    (open, rows_log, index): (&File, &File, &sled::Db),
+    (open, rows_log, index): (&File, &File, &File),
     manifest: &Manifest,
     durable: &mut u64,
 ) -> Result<(), String> {
@@ -129,7 +135,9 @@ fn persist(
     open.sync_data().map_err(|e| io_err(&open_path, e))?;
     let log = dir.join("rows.jsonl");
     rows_log.sync_data().map_err(|e| io_err(&log, e))?;
-    index.flush().map_err(|e| io_err(&dir.join("index"), e))?;
+    index
+        .sync_data()
+        .map_err(|e| io_err(&dir.join("index.bin"), e))?;
     let text = serde_json::to_string_pretty(manifest).unwrap_or_default();
     write_atomic(&dir.join("manifest.json"), text.as_bytes())?;
     *durable = manifest.rows;
@@ -231,18 +239,13 @@ impl ShardWriter {
         open.set_len(open_rows * dim as u64 * 4)
             .map_err(|e| io_err(&open_path, e))?;
         let rows_log = Self::open_rows_log(dir, manifest.rows)?;
-        let index_dir = dir.join("index");
-        // Records are ~40 bytes, so an 8 MiB cache filled only at ~200 000
-        // rows and the sink's memory grew with the corpus until then
-        // (+26 MiB from 20 000 to 200 000 rows; at 1 MiB +5 MiB:
-        // `engine/examples/state_growth.rs`). A lookup that misses reads a
-        // leaf back from the file: one per item.
-        let index = sled::Config::new()
-            .path(&index_dir)
-            .cache_capacity(1 << 20)
-            .open()
-            .map_err(|e| io_err(&index_dir, e))?;
-        Self::drop_stale_marks(&index, manifest.rows).map_err(|e| io_err(&index_dir, e))?;
+        let mut index = KeyIndex::open(&dir.join("index.bin"))?;
+        migrate_sled_index(dir, &mut index)?;
+        // Marks of items whose rows never committed (a crash between the
+        // mark and the manifest): once later items append rows, such a mark
+        // would otherwise look committed and its item would be skipped.
+        let rows = manifest.rows;
+        index.retain(|first| first == u64::MAX || first < rows)?;
         let mut w = Self {
             dir: dir.to_path_buf(),
             durable: Arc::new(Mutex::new(manifest.rows)),
@@ -261,28 +264,6 @@ impl ShardWriter {
             let _ = std::fs::remove_file(dir.join(format!("open-{i:05}.f32")));
         }
         Ok(w)
-    }
-
-    /// Removes the marks of items whose rows never committed (a crash
-    /// between the mark and the manifest): once later items append rows, such
-    /// a mark would otherwise look committed and its item would be skipped.
-    fn drop_stale_marks(index: &sled::Db, rows: u64) -> sled::Result<()> {
-        let mut stale = Vec::new();
-        for entry in index.iter() {
-            let (key, value) = entry?;
-            let first = value
-                .as_ref()
-                .try_into()
-                .map(u64::from_le_bytes)
-                .unwrap_or(u64::MAX - 1);
-            if first != u64::MAX && first >= rows {
-                stale.push(key);
-            }
-        }
-        for key in stale {
-            index.remove(key)?;
-        }
-        index.flush().map(|_| ())
     }
 
     /// Opens `rows.jsonl`, cutting it to `rows` lines.
@@ -323,8 +304,7 @@ impl ShardWriter {
     /// The first row of `key`'s committed rows, if they are in the folder
     /// (the key names an item and its version: see the sink).
     pub fn committed(&self, key: &str) -> Option<u64> {
-        let value = self.index.get(key.as_bytes()).ok()??;
-        let first = u64::from_le_bytes(value.as_ref().try_into().ok()?);
+        let first = self.index.get(key).ok()??;
         // An entry written just before a crash that never committed its rows.
         (first < self.manifest.rows || first == u64::MAX).then_some(first)
     }
@@ -353,7 +333,7 @@ impl ShardWriter {
             manifest: self.manifest.clone(),
             open: clone(&self.open, "open")?,
             rows_log: clone(&self.rows_log, "rows.jsonl")?,
-            index: self.index.clone(),
+            index: clone(self.index.file(), "index.bin")?,
             durable: self.durable.clone(),
         })
     }
@@ -382,9 +362,7 @@ impl ShardWriter {
         // Recorded before the rows commit; `committed` ignores it until they
         // do. An item with no rows is recorded as `u64::MAX`.
         let mark = if vectors.is_empty() { u64::MAX } else { first };
-        self.index
-            .insert(key.as_bytes(), &mark.to_le_bytes())
-            .map_err(|e| io_err(&self.dir.join("index"), e))?;
+        self.index.insert(key, mark)?;
         let mut rest = vectors;
         let mut index = 0usize;
         while !rest.is_empty() {
@@ -431,7 +409,7 @@ impl ShardWriter {
         let mut durable = self.durable.lock().unwrap_or_else(|e| e.into_inner());
         persist(
             &self.dir,
-            (&self.open, &self.rows_log, &self.index),
+            (&self.open, &self.rows_log, self.index.file()),
             &self.manifest,
             &mut durable,
         )
@@ -474,6 +452,27 @@ impl ShardWriter {
         let _ = std::fs::remove_file(&open_path);
         Ok(())
     }
+}
+
+/// Copies the sled database `index/` of a folder written by an earlier
+/// version into `index`, then removes it (a crash before the removal copies
+/// it again: the same entries).
+fn migrate_sled_index(dir: &Path, index: &mut KeyIndex) -> Result<(), String> {
+    let old = dir.join("index");
+    if !old.join("conf").exists() {
+        return Ok(());
+    }
+    let db = sled::open(&old).map_err(|e| io_err(&old, e))?;
+    for entry in db.iter() {
+        let (key, value) = entry.map_err(|e| io_err(&old, e))?;
+        let Ok(first) = value.as_ref().try_into().map(u64::from_le_bytes) else {
+            continue;
+        };
+        index.insert(&String::from_utf8_lossy(&key), first)?;
+    }
+    drop(db);
+    index.sync()?;
+    std::fs::remove_dir_all(&old).map_err(|e| io_err(&old, e))
 }
 
 /// Reads every committed row of an embeddings folder in order, shard by
@@ -533,8 +532,8 @@ mod tests {
             let mut w = ShardWriter::open(dir.path(), 2, 4, "m").unwrap();
             w.append("a", "a", &rows(0, 3, 2)).unwrap();
             // "b" was marked, then the process died before its rows committed.
-            w.index.insert(b"b", &3u64.to_le_bytes()).unwrap();
-            w.index.flush().unwrap();
+            w.index.insert("b", 3).unwrap();
+            w.index.sync().unwrap();
         }
         let mut w = ShardWriter::open(dir.path(), 2, 4, "m").unwrap();
         w.append("c", "c", &rows(3, 3, 2)).unwrap();
@@ -601,7 +600,7 @@ mod tests {
             w.append("b", "b", &rows(3, 3, 2)).unwrap();
             // "c" was being written when the process died: its index entry
             // exists, its rows did not commit.
-            w.index.insert("c", &6u64.to_le_bytes()).unwrap();
+            w.index.insert("c", 6).unwrap();
             // Dropped without sealing: a crash.
         }
         // Half-written bytes of a batch in flight, past the commit point.
@@ -676,6 +675,28 @@ mod tests {
         drop(w);
         let w = ShardWriter::open(dir.path(), 2, 4, "m").unwrap();
         assert_eq!((w.committed("a"), w.committed("b")), (Some(0), Some(3)));
+    }
+
+    #[test]
+    fn a_folder_with_the_earlier_sled_index_keeps_its_items() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let mut w = ShardWriter::open(dir.path(), 2, 4, "m").unwrap();
+            w.append("a", "a", &rows(0, 3, 2)).unwrap();
+        }
+        // The earlier layout: no index.bin, a sled database with the marks.
+        std::fs::remove_file(dir.path().join("index.bin")).unwrap();
+        {
+            let db = sled::open(dir.path().join("index")).unwrap();
+            db.insert("a", &0u64.to_le_bytes()).unwrap();
+            db.insert("empty", &u64::MAX.to_le_bytes()).unwrap();
+            db.flush().unwrap();
+        }
+        let w = ShardWriter::open(dir.path(), 2, 4, "m").unwrap();
+        assert_eq!(w.committed("a"), Some(0));
+        assert_eq!(w.committed("empty"), Some(u64::MAX));
+        assert_eq!(w.committed("b"), None);
+        assert!(!dir.path().join("index").exists());
     }
 
     #[test]
