@@ -30,6 +30,9 @@ export RAYON_NUM_THREADS=$threads OMP_NUM_THREADS=$threads
 echo "== flow (CPU kernels, f32, $threads threads) =="
 flow_out=$("$bin" "$model" "${files[@]}" | grep -v ' \[')
 echo "$flow_out"
+echo "== flow (CPU kernels, f32, $threads threads, the files side by side: --batch 4) =="
+batch_out=$("$bin" --batch 4 "$model" "${files[@]}" | grep -v ' \[')
+echo "$batch_out"
 if [ -n "${BURN:-}" ]; then
     echo "== flow (burn ndarray, CPU, f32, $threads threads) =="
     burn_out=$("$bin" --burn "$model" "${files[@]}" | grep -v ' \[')
@@ -40,5 +43,6 @@ fw_out=$("$venv/bin/python" scripts/bench_asr_faster_whisper.py "$model" "$threa
 echo "$fw_out"
 echo "== summary =="
 echo "$flow_out" | grep 'real-time factor'
+echo "$batch_out" | grep 'real-time factor' | sed 's/)/, batched)/'
 [ -n "${BURN:-}" ] && echo "$burn_out" | grep 'real-time factor'
 echo "$fw_out" | grep 'real-time factor'
