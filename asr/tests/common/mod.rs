@@ -94,22 +94,31 @@ pub struct Agreement {
     pub wer: f64,
 }
 
+/// `asr_reference.json`: faster-whisper's transcripts of the clips.
+pub fn asr_reference() -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(reference("asr_reference.json")).unwrap())
+        .unwrap()
+}
+
+/// The token ids of a segment of `asr_reference.json`.
+pub fn tokens(segment: &serde_json::Value) -> Vec<u32> {
+    segment["tokens"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_u64().unwrap() as u32)
+        .collect()
+}
+
 /// `ours` (clip name and its segments) against the reference, printing
 /// every difference.
 pub fn agreement(ours: &[(String, Vec<flow_asr::Segment>)]) -> Agreement {
-    let reference: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(reference("asr_reference.json")).unwrap())
-            .unwrap();
+    let reference = asr_reference();
     let (mut same, mut total, mut errors, mut ref_words) = (0, 0, 0, 0);
     for (clip, segments) in ours {
         let expected = reference[clip]["segments"].as_array().unwrap();
         for (i, e) in expected.iter().enumerate() {
-            let tokens: Vec<u32> = e["tokens"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|t| t.as_u64().unwrap() as u32)
-                .collect();
+            let tokens = tokens(e);
             total += 1;
             let got = segments.get(i).map(|s| &s.tokens);
             if got == Some(&tokens) {
