@@ -187,10 +187,14 @@ impl KeyIndex {
         if (self.used + 1) * 2 > self.capacity {
             self.rebuild(self.capacity * 2, |_| true)?;
         }
-        let h = hash(key);
-        let (slot, old) = self.find(&h)?;
+        self.put(&hash(key), value)
+    }
+
+    /// Writes `value` for the hash `h` into its slot.
+    fn put(&mut self, h: &Hash, value: u64) -> Result<(), String> {
+        let (slot, old) = self.find(h)?;
         self.file
-            .write_all_at(&slot_bytes(&h, value), HEADER + slot * SLOT)
+            .write_all_at(&slot_bytes(h, value), HEADER + slot * SLOT)
             .map_err(|e| io_err(&self.path, e))?;
         self.used += u64::from(old.is_none());
         Ok(())
@@ -218,11 +222,7 @@ impl KeyIndex {
         let mut next = Self::create(&self.path.with_extension("tmp"), capacity)?;
         self.each_entry(|h, value| {
             if keep(value) {
-                let (slot, _) = next.find(&h)?;
-                next.file
-                    .write_all_at(&slot_bytes(&h, value), HEADER + slot * SLOT)
-                    .map_err(|e| io_err(&next.path, e))?;
-                next.used += 1;
+                next.put(&h, value)?;
             }
             Ok(())
         })?;
