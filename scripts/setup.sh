@@ -9,6 +9,10 @@ command -v dot >/dev/null 2>&1 || need+=(graphviz)
 command -v sox >/dev/null 2>&1 || need+=(sox)
 command -v ffmpeg >/dev/null 2>&1 || need+=(ffmpeg)
 command -v espeak-ng >/dev/null 2>&1 || need+=(espeak-ng)
+# Vulkan (`vulkan:N` devices): the loader, and Mesa's drivers, whose lavapipe
+# is a Vulkan device on the CPU that the tests run burn's GPU path on.
+ldconfig -p 2>/dev/null | grep -q 'libvulkan\.so\.1' || need+=(libvulkan1)
+ls /usr/share/vulkan/icd.d/lvp_icd.*.json >/dev/null 2>&1 || need+=(mesa-vulkan-drivers)
 
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null 2>&1; then SUDO=sudo; else SUDO=; fi

@@ -36,6 +36,9 @@ fn default_sigpipe() {}
 
 fn main() {
     default_sigpipe();
+    // Device workers read and clear burn's real memory pools, and treat
+    // cubecl's allocation panics as out of memory.
+    flow_backend::install_pools();
     let cli = cli::Cli::parse();
     let code = match commands::dispatch(cli) {
         Ok(code) => code,

@@ -15,7 +15,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::cpu::CpuWhisper;
-#[cfg(feature = "cuda")]
+#[cfg(any(feature = "cuda", feature = "vulkan"))]
 use crate::model::Whisper;
 use crate::transcribe::{Options, Segment, Transcriber};
 
@@ -221,6 +221,8 @@ enum Loaded {
     Cpu(Box<Transcriber<CpuWhisper>>),
     #[cfg(feature = "cuda")]
     Gpu(Box<Transcriber<Whisper<flow_backend::Gpu>>>),
+    #[cfg(feature = "vulkan")]
+    Vulkan(Box<Transcriber<Whisper<flow_backend::Vk>>>),
 }
 
 struct Model {
@@ -239,7 +241,10 @@ struct WhisperStage {
 impl WhisperStage {
     fn model(&self, device: DeviceId) -> Result<Arc<Model>, StageError> {
         let mut slot = self.loaded.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(m) = slot.as_ref().filter(|m| m.device == device) {
+        if let Some(m) = slot
+            .as_ref()
+            .filter(|m| m.device == device && m.compute.is_current())
+        {
             return Ok(m.clone());
         }
         let compute = Compute::for_device(device).map_err(|e| StageError::failed(e.to_string()))?;
@@ -256,6 +261,14 @@ impl WhisperStage {
                         .map_err(StageError::failed)?,
                 ))
             }
+            #[cfg(feature = "vulkan")]
+            Compute::Vulkan(_, dev) => {
+                let dtype = gpu_dtype(self.config.precision, compute.supports_f16())?;
+                Loaded::Vulkan(Box::new(
+                    crate::load::<flow_backend::Vk>(dir, dev, false, dtype)
+                        .map_err(StageError::failed)?,
+                ))
+            }
         };
         let model = Arc::new(Model {
             device,
@@ -268,7 +281,7 @@ impl WhisperStage {
 }
 
 /// The float type for a GPU that does (or does not) compute in f16.
-#[cfg_attr(not(feature = "cuda"), allow(dead_code))]
+#[cfg_attr(not(any(feature = "cuda", feature = "vulkan")), allow(dead_code))]
 fn gpu_dtype(precision: Precision, f16_ok: bool) -> Result<DType, StageError> {
     match (precision, f16_ok) {
         (Precision::F32, _) | (Precision::Auto, false) => Ok(DType::F32),
@@ -357,6 +370,11 @@ impl WhisperStage {
             ),
             #[cfg(feature = "cuda")]
             Loaded::Gpu(t) => (
+                t.transcribe_regions(&regional, &opts, max),
+                t.transcribe_many(&seeking, &opts, max),
+            ),
+            #[cfg(feature = "vulkan")]
+            Loaded::Vulkan(t) => (
                 t.transcribe_regions(&regional, &opts, max),
                 t.transcribe_many(&seeking, &opts, max),
             ),

@@ -1,8 +1,9 @@
 //! Compute backends and weight readers for `flow`'s model stages.
 //!
 //! - [`Compute`]: where a stage computes — burn's NdArray backend on the
-//!   CPU (and on simulated devices), burn's CUDA backend on `cuda:N` —
-//!   chosen at run time. The CUDA path checks for the driver and NVRTC
+//!   CPU (and on simulated devices), burn's CUDA backend on `cuda:N`,
+//!   burn's wgpu backend (Vulkan, SPIR-V) on `vulkan:N` — chosen at run
+//!   time. The CUDA path checks for the driver and NVRTC
 //!   *before* touching burn, which panics when they are missing.
 //! - [`weights`]: reads CTranslate2 `model.bin`, safetensors and PyTorch
 //!   checkpoints into f32 tensors, and turns them into burn tensors.
@@ -13,11 +14,18 @@
 
 pub mod compute;
 pub mod kernels;
+pub mod pools;
+pub mod testing;
+#[cfg(feature = "vulkan")]
+mod vulkan;
 pub mod weights;
 
 #[cfg(feature = "cuda")]
 pub use compute::Gpu;
-pub use compute::{cuda_ready, BackendError, Compute, Cpu};
+#[cfg(feature = "vulkan")]
+pub use compute::Vk;
+pub use compute::{cuda_ready, vulkan_probe, vulkan_ready, BackendError, Compute, Cpu};
+pub use pools::install_pools;
 pub use weights::{RawTensor, WeightError, Weights};
 
 /// burn, re-exported so model crates use the same version.

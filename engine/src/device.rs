@@ -6,13 +6,17 @@ use std::str::FromStr;
 use schemars::{JsonSchema, Schema, SchemaGenerator};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-/// A concrete device: the host CPU, a CUDA GPU, or a simulated GPU.
+/// A concrete device: the host CPU, a CUDA GPU, a Vulkan adapter, or a
+/// simulated GPU.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum DeviceId {
     /// The host CPU.
     Cpu,
     /// CUDA device `N`.
     Cuda(u32),
+    /// Vulkan adapter `N`, in the order the Vulkan loader lists adapters
+    /// (`flow doctor` shows it); burn's wgpu backend computes on it.
+    Vulkan(u32),
     /// Simulated device `N`: runs on the CPU, accounts memory like a GPU.
     Sim(u32),
 }
@@ -30,7 +34,7 @@ pub enum DeviceRequest {
 
 /// Why a device name was rejected.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-#[error("`{0}` is not a device: use `cpu`, `cuda`, `cuda:N`, `sim:N` or `auto`")]
+#[error("`{0}` is not a device: use `cpu`, `cuda`, `cuda:N`, `vulkan:N`, `sim:N` or `auto`")]
 pub struct DeviceError(pub String);
 
 impl DeviceId {
@@ -49,6 +53,7 @@ impl FromStr for DeviceId {
         match text.split_once(':') {
             None if text == "cpu" => Ok(DeviceId::Cpu),
             Some(("cuda", n)) => n.parse().map(DeviceId::Cuda).map_err(|_| err()),
+            Some(("vulkan", n)) => n.parse().map(DeviceId::Vulkan).map_err(|_| err()),
             Some(("sim", n)) => n.parse().map(DeviceId::Sim).map_err(|_| err()),
             _ => Err(err()),
         }
@@ -60,6 +65,7 @@ impl fmt::Display for DeviceId {
         match self {
             DeviceId::Cpu => f.write_str("cpu"),
             DeviceId::Cuda(n) => write!(f, "cuda:{n}"),
+            DeviceId::Vulkan(n) => write!(f, "vulkan:{n}"),
             DeviceId::Sim(n) => write!(f, "sim:{n}"),
         }
     }
@@ -117,14 +123,14 @@ macro_rules! string_serde {
 string_serde!(
     DeviceId,
     "DeviceId",
-    "^(cpu|cuda:[0-9]+|sim:[0-9]+)$",
-    "A device: `cpu`, `cuda:N` or `sim:N` (a simulated GPU with a declared capacity)."
+    "^(cpu|cuda:[0-9]+|vulkan:[0-9]+|sim:[0-9]+)$",
+    "A device: `cpu`, `cuda:N`, `vulkan:N` (a Vulkan adapter, as `flow doctor` lists them) or `sim:N` (a simulated GPU with a declared capacity)."
 );
 string_serde!(
     DeviceRequest,
     "DeviceRequest",
-    "^(cpu|cuda|auto|cuda:[0-9]+|sim:[0-9]+)$",
-    "Where a stage runs: `cpu`, `cuda` (first GPU), `cuda:N`, `sim:N` or `auto` (where the planner finds room)."
+    "^(cpu|cuda|auto|cuda:[0-9]+|vulkan:[0-9]+|sim:[0-9]+)$",
+    "Where a stage runs: `cpu`, `cuda` (first CUDA GPU), `cuda:N`, `vulkan:N`, `sim:N` or `auto` (where the planner finds room: CUDA GPUs, then Vulkan GPUs, never a CPU-type Vulkan adapter)."
 );
 
 #[cfg(test)]
@@ -141,6 +147,11 @@ mod tests {
         );
         assert_eq!("sim:0".parse(), Ok(DeviceRequest::Exact(DeviceId::Sim(0))));
         assert_eq!("auto".parse(), Ok(DeviceRequest::Auto));
+        assert_eq!(
+            "vulkan:0".parse(),
+            Ok(DeviceRequest::Exact(DeviceId::Vulkan(0)))
+        );
+        assert_eq!(DeviceId::Vulkan(2).to_string(), "vulkan:2");
         assert!("gpu".parse::<DeviceRequest>().is_err());
         assert!("cuda:x".parse::<DeviceRequest>().is_err());
     }

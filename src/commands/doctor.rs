@@ -3,13 +3,15 @@
 use std::collections::BTreeMap;
 
 use flow_engine::memory::cuda::CudaProbe;
+use flow_engine::memory::vulkan::{AdapterType, VulkanProbe};
 use flow_engine::memory::{human, Inventory, Origin};
 
 use super::load;
 use crate::cli::{DoctorArgs, Format};
 use crate::errors::CliError;
 
-/// Prints the devices, their memory and budgets, and the CUDA libraries.
+/// Prints the devices, their memory and budgets, the CUDA libraries and the
+/// Vulkan adapters.
 pub fn doctor(args: DoctorArgs) -> Result<i32, CliError> {
     let declared = match &args.workflow {
         Some(path) => load(path, &args.tuning)?.spec.devices,
@@ -56,11 +58,16 @@ pub fn doctor(args: DoctorArgs) -> Result<i32, CliError> {
             )
         }
     }
+    print_vulkan(&inventory.vulkan);
     let cuda = match flow_backend::cuda_ready(0) {
         Ok(()) => "ready on cuda:0".to_string(),
         Err(reason) => format!("not usable ({reason})"),
     };
-    println!("burn backends: ndarray (cpu) ready; cuda {cuda}");
+    let vulkan = match flow_backend::vulkan_ready(0) {
+        Ok(()) => "ready on vulkan:0".to_string(),
+        Err(reason) => format!("not usable ({reason})"),
+    };
+    println!("burn backends: ndarray (cpu) ready; cuda {cuda}; wgpu (vulkan) {vulkan}");
     println!("\ndevices:");
     for d in &inventory.devices {
         let origin = match d.origin {
@@ -68,8 +75,13 @@ pub fn doctor(args: DoctorArgs) -> Result<i32, CliError> {
             Origin::Declared => "  (declared, not on this machine: plans only)",
             Origin::Simulated => "  (simulated)",
         };
+        let auto = if d.auto {
+            ""
+        } else {
+            "  (not for `auto`: name it)"
+        };
         println!(
-            "  {:<7} {:<34} total {:>9}  free {:>9}  budget {:>9}{origin}",
+            "  {:<8} {:<34} total {:>9}  free {:>9}  budget {:>9}{origin}{auto}",
             d.id.to_string(),
             d.name,
             human(d.total),
@@ -78,4 +90,36 @@ pub fn doctor(args: DoctorArgs) -> Result<i32, CliError> {
         );
     }
     Ok(0)
+}
+
+/// The Vulkan loader's answer and each adapter: name, type, driver, heaps,
+/// budget and f16.
+fn print_vulkan(probe: &VulkanProbe) {
+    match probe {
+        VulkanProbe::Available { version, adapters } => {
+            println!("Vulkan: loader {version}, {} adapter(s)", adapters.len());
+            for a in adapters {
+                let heaps: Vec<String> = a.heaps.iter().map(|&h| human(h)).collect();
+                let budget = a.budget.map_or_else(
+                    || "no budget reported".to_string(),
+                    |b| format!("budget {}", human(b)),
+                );
+                let cpu = if a.kind == AdapterType::Cpu {
+                    " — runs on the CPU; `auto` skips it"
+                } else {
+                    ""
+                };
+                println!(
+                    "  vulkan:{} {} ({}; {}): heaps [{}], {budget}, f16 {}{cpu}",
+                    a.ordinal,
+                    a.name,
+                    a.kind.describe(),
+                    a.driver,
+                    heaps.join(", "),
+                    if a.f16 { "yes" } else { "no" },
+                );
+            }
+        }
+        VulkanProbe::Unavailable { reason } => println!("Vulkan: not available ({reason})"),
+    }
 }

@@ -177,7 +177,10 @@ fn texts(input: &StageInput, of: Option<&str>) -> Result<(Vec<String>, &'static 
 impl EmbedStage {
     fn embedder(&self, device: DeviceId) -> Result<Arc<Embedder>, StageError> {
         let mut slot = self.loaded.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(l) = slot.as_ref().filter(|l| l.device == device) {
+        if let Some(l) = slot
+            .as_ref()
+            .filter(|l| l.device == device && l.embedder.compute.is_current())
+        {
             return Ok(l.embedder.clone());
         }
         let embedder =

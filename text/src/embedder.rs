@@ -164,6 +164,9 @@ enum Net {
     /// burn on CUDA.
     #[cfg(feature = "cuda")]
     BurnGpu(Box<Bert<flow_backend::Gpu>>),
+    /// burn on a Vulkan adapter.
+    #[cfg(feature = "vulkan")]
+    BurnVulkan(Box<Bert<flow_backend::Vk>>),
 }
 
 trait Wrap {
@@ -178,6 +181,12 @@ impl Wrap for Bert<flow_backend::Cpu> {
 impl Wrap for Bert<flow_backend::Gpu> {
     fn wrap(self) -> Net {
         Net::BurnGpu(Box::new(self))
+    }
+}
+#[cfg(feature = "vulkan")]
+impl Wrap for Bert<flow_backend::Vk> {
+    fn wrap(self) -> Net {
+        Net::BurnVulkan(Box::new(self))
     }
 }
 fn wrap<T: Wrap>(t: T) -> Net {
@@ -213,6 +222,8 @@ impl Net {
             Net::BurnCpu(b) => b.config.hidden_size,
             #[cfg(feature = "cuda")]
             Net::BurnGpu(b) => b.config.hidden_size,
+            #[cfg(feature = "vulkan")]
+            Net::BurnVulkan(b) => b.config.hidden_size,
         }
     }
 
@@ -233,6 +244,8 @@ impl Net {
             Net::BurnCpu(b) => burn_hidden(b, seqs),
             #[cfg(feature = "cuda")]
             Net::BurnGpu(b) => burn_hidden(b, seqs),
+            #[cfg(feature = "vulkan")]
+            Net::BurnVulkan(b) => burn_hidden(b, seqs),
         }
     }
 }

@@ -37,6 +37,16 @@ fn burns_implementation_matches_sentence_transformers_too() {
     matches_the_reference(&Embedder::load_burn(&common::minilm_dir(), DeviceId::Cpu).unwrap());
 }
 
+#[test]
+fn burn_on_vulkan_matches_sentence_transformers() {
+    // burn's wgpu backend on a real Vulkan adapter (lavapipe in CI).
+    let test = "burn_on_vulkan_matches_sentence_transformers";
+    let Some(device) = flow_backend::testing::vulkan_or_skip(test) else {
+        return;
+    };
+    matches_the_reference(&Embedder::load(&common::minilm_dir(), device).unwrap());
+}
+
 fn matches_the_reference(embedder: &Embedder) {
     let reference = reference();
     let items = reference["items"].as_array().unwrap();

@@ -300,7 +300,11 @@ impl State {
         if !self.loaded[stage] {
             return;
         }
-        self.setup.stages[stage].unload();
+        let before = self.meter.read(&self.setup.stages);
+        let runnable = self.setup.stages[stage].clone();
+        let device = self.setup.device;
+        // A panic while freeing leaves the memory to the leak check below.
+        let _ = super::guard::guarded(device, "unloading the model", || runnable.unload());
         self.loaded[stage] = false;
         self.load_errors[stage] = None;
         if self
@@ -315,7 +319,10 @@ impl State {
             node: format!("unload {model}"),
             device: self.setup.device.to_string(),
         });
-        if let Some(leak) = self.meter.unloaded(stage, model, &self.setup.stages) {
+        if let Some(leak) = self
+            .meter
+            .unloaded(stage, model, &self.setup.stages, before)
+        {
             self.emit(leak);
         }
         let snapshot = self
@@ -351,8 +358,13 @@ impl State {
             )));
             return;
         }
-        match self.setup.stages[stage].load(device) {
-            Ok(()) => self.meter.loaded(stage, weights, &self.setup.stages),
+        let before = self.meter.read(&self.setup.stages);
+        let runnable = self.setup.stages[stage].clone();
+        let loaded = super::guard::guarded(device, "loading the model", || runnable.load(device));
+        match loaded.and_then(|r| r) {
+            Ok(()) => self
+                .meter
+                .loaded(stage, weights, &self.setup.stages, before),
             Err(e) => {
                 self.load_errors[stage] = Some(StageError {
                     kind: e.kind,

@@ -323,10 +323,19 @@ impl State {
                 return vec![Err(e); n];
             }
         }
+        // A panic (cubecl panics on some allocation failures) fails the
+        // batch, as out of memory where the runtime says so, and the worker
+        // goes on.
         let mut results = if here {
-            runnable.run_batch(&inputs)
+            super::guard::guarded(device, "the batch", || runnable.run_batch(&inputs))
+                .unwrap_or_else(|e| vec![Err(e); n])
         } else {
-            inputs.iter().map(|i| runnable.run(i)).collect()
+            inputs
+                .iter()
+                .map(|i| {
+                    super::guard::guarded(device, "the item", || runnable.run(i)).and_then(|r| r)
+                })
+                .collect()
         };
         results.resize_with(n, || {
             Err(StageError::failed(

@@ -4,7 +4,9 @@
 //! charge their working memory (from each item's actual input where the
 //! stage can tell), and anything over the capacity is an out-of-memory
 //! error, exactly as on a GPU. On `cuda:N` the readings come from the driver
-//! (free / total) and from stages that can read their memory pool.
+//! (free / total); on `vulkan:N` from the runtime's memory pool of the
+//! device ([`crate::memory::pool`]: in use / reserved), which `ClearCache`
+//! nodes empty; elsewhere from stages that can read their memory pool.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -12,6 +14,7 @@ use std::sync::Arc;
 use crate::device::DeviceId;
 use crate::memory::cuda::CudaMeter;
 use crate::memory::host::rss;
+use crate::memory::pool;
 use crate::registry::Stage;
 use crate::report::Event;
 
@@ -73,6 +76,11 @@ impl Meter {
         matches!(self.device, DeviceId::Sim(_))
     }
 
+    /// Whether the readings come from the runtime's pool of the device.
+    fn pooled(&self) -> bool {
+        matches!(self.device, DeviceId::Vulkan(_))
+    }
+
     /// Reads the device now.
     pub fn read(&self, stages: &[Arc<dyn Stage>]) -> Reading {
         if let Some((free, total)) = self.cuda.as_ref().and_then(CudaMeter::read) {
@@ -80,6 +88,12 @@ impl Meter {
             return Reading {
                 in_use: used,
                 reserved: used,
+            };
+        }
+        if let Some(usage) = self.pooled().then(|| pool::usage(self.device)).flatten() {
+            return Reading {
+                in_use: usage.in_use,
+                reserved: usage.reserved.max(usage.in_use),
             };
         }
         let mut in_use = 0;
@@ -108,24 +122,27 @@ impl Meter {
         self.total.saturating_sub(self.read(stages).in_use)
     }
 
-    /// A model was loaded: charge `bytes` (the stage's own reading wins).
-    pub fn loaded(&mut self, stage: usize, bytes: u64, stages: &[Arc<dyn Stage>]) {
-        let before = self.read(stages).in_use;
+    /// A model was loaded: charge `bytes` (the stage's own reading or the
+    /// device's pool wins); `before` is the reading just before the load.
+    pub fn loaded(&mut self, stage: usize, bytes: u64, stages: &[Arc<dyn Stage>], before: Reading) {
+        let before = before.in_use;
         self.before_load.insert(stage, before);
         self.resident.insert(stage, bytes);
         let after = self.read(stages).in_use;
         self.loaded.insert(stage, after.saturating_sub(before));
     }
 
-    /// A model was unloaded. Returns a leak event when less than 95 % of
-    /// what its load took came back.
+    /// A model was unloaded; `before` is the reading just before the
+    /// unload. Returns a leak event when less than 95 % of what its load
+    /// took came back.
     pub fn unloaded(
         &mut self,
         stage: usize,
         model: &str,
         stages: &[Arc<dyn Stage>],
+        before: Reading,
     ) -> Option<Event> {
-        let before = self.read(stages).in_use;
+        let before = before.in_use;
         let still = stages
             .get(stage)
             .and_then(|s| s.memory_usage())
@@ -151,8 +168,11 @@ impl Meter {
         })
     }
 
-    /// Releases cached memory.
+    /// Releases cached memory (on a pooled device, the pool's own).
     pub fn clear_cache(&mut self) {
+        if self.pooled() {
+            pool::clear(self.device);
+        }
         self.cache = 0;
         self.resident.retain(|_, b| *b > 0);
     }
@@ -246,8 +266,10 @@ mod tests {
     fn memory_that_does_not_come_back_after_an_unload_is_a_leak() {
         let stages: Vec<Arc<dyn Stage>> = vec![Arc::new(Leaky)];
         let mut m = Meter::new(DeviceId::Sim(0), 100);
-        m.loaded(0, 40, &stages);
-        let leak = m.unloaded(0, "asr", &stages);
+        let before = m.read(&stages);
+        m.loaded(0, 40, &stages, before);
+        let before = m.read(&stages);
+        let leak = m.unloaded(0, "asr", &stages, before);
         assert!(
             matches!(&leak, Some(Event::MemoryLeak { model, leaked: 40, .. }) if model == "asr"),
             "{leak:?}"
@@ -257,7 +279,8 @@ mod tests {
     #[test]
     fn the_ledger_charges_and_frees() {
         let mut m = Meter::new(DeviceId::Sim(0), 100);
-        m.loaded(0, 30, &[]);
+        let before = m.read(&[]);
+        m.loaded(0, 30, &[], before);
         assert_eq!(m.read(&[]).in_use, 30);
         m.batch_done(20);
         assert_eq!(
@@ -267,7 +290,8 @@ mod tests {
                 reserved: 50
             }
         );
-        assert!(m.unloaded(0, "asr", &[]).is_none());
+        let before = m.read(&[]);
+        assert!(m.unloaded(0, "asr", &[], before).is_none());
         m.clear_cache();
         assert_eq!(m.read(&[]), Reading::default());
     }

@@ -9,6 +9,7 @@
 mod batcher;
 mod device;
 pub mod faults;
+mod guard;
 mod item;
 mod ladder;
 mod meter;

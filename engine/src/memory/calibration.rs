@@ -59,6 +59,7 @@ pub fn device_kind(device: DeviceId) -> &'static str {
     match device {
         DeviceId::Cpu => "cpu",
         DeviceId::Cuda(_) => "cuda",
+        DeviceId::Vulkan(_) => "vulkan",
         DeviceId::Sim(_) => "sim",
     }
 }

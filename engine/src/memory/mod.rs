@@ -1,12 +1,14 @@
 //! Memory: what devices exist and how much they hold ([`inventory`]), what
 //! each stage needs ([`footprint`], [`weights`], [`calibration`]), and the
-//! CUDA driver probe ([`cuda`]).
+//! CUDA driver and Vulkan loader probes ([`cuda`], [`vulkan`]).
 
 pub mod calibration;
 pub mod cuda;
 pub mod footprint;
 pub mod host;
 pub mod inventory;
+pub mod pool;
+pub mod vulkan;
 pub mod weights;
 
 pub use footprint::{Footprint, MemoryEstimate};

@@ -79,7 +79,7 @@ pub(super) fn place(
         };
         let mut place = (DeviceId::Cpu, String::new());
         if wants_gpu {
-            for gpu in inventory.accelerators() {
+            for gpu in inventory.accelerators().filter(|d| d.auto) {
                 let p = pinned.get(&gpu.id).copied().unwrap_or_default();
                 let need = p.weights + fp.weights + p.work.max(fp.work(min));
                 if need <= gpu.budget {
@@ -145,6 +145,18 @@ fn missing(
                 format!("stage `{id}` asks for `{device}`, which is not here ({why})"),
                 format!(
                     "write `device: auto` to use a GPU when there is one and the CPU otherwise, or plan for a card with `--device {device}=16GiB`"
+                ),
+            )
+        }
+        DeviceId::Vulkan(n) => {
+            let why = inventory
+                .vulkan
+                .unusable(n)
+                .unwrap_or_else(|| "it is not usable".into());
+            (
+                format!("stage `{id}` asks for `{device}`, which is not here ({why})"),
+                format!(
+                    "`flow doctor` lists the Vulkan adapters; write `device: auto` to use a GPU when there is one, or plan for a card with `--device {device}=16GiB`"
                 ),
             )
         }

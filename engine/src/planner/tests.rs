@@ -76,7 +76,10 @@ fn plan_of(yaml: &str, items: usize) -> Result<(Plan, crate::graph::Workflow), V
     let probe = CudaProbe::Unavailable {
         reason: "none".into(),
     };
-    let inventory = Inventory::build(&workflow.spec.devices, host, probe);
+    let no_vulkan = crate::memory::vulkan::VulkanProbe::Unavailable {
+        reason: "none".into(),
+    };
+    let inventory = Inventory::build(&workflow.spec.devices, host, probe, no_vulkan);
     let fps = footprints(&workflow, &Calibrations::default());
     plan(&workflow, &inventory, &fps, items).map(|p| (p, workflow))
 }

@@ -22,7 +22,7 @@ pub const WEIGHTS_FILE: &str = "pretrained.pt";
 /// Partials per forward pass on the CPU and on a GPU. Bounds the working
 /// memory: the input projection of one layer is `160 × batch × 1024` f32.
 const CPU_BATCH: usize = 64;
-#[cfg(feature = "cuda")]
+#[cfg(any(feature = "cuda", feature = "vulkan"))]
 const GPU_BATCH: usize = 256;
 
 /// The checkpoint for `path`: the file itself, or `pretrained.pt` in a
@@ -65,6 +65,8 @@ enum Net {
     Cpu(Ge2e<flow_backend::Cpu>),
     #[cfg(feature = "cuda")]
     Gpu(Ge2e<flow_backend::Gpu>),
+    #[cfg(feature = "vulkan")]
+    Vulkan(Ge2e<flow_backend::Vk>),
 }
 
 /// The GE2E speaker encoder (Resemblyzer 0.1.4) loaded on a device.
@@ -109,6 +111,11 @@ impl SpeakerEncoder {
             #[cfg(feature = "cuda")]
             Compute::Cuda(d) => (
                 Net::Gpu(Ge2e::from_weights(&w, d).map_err(|e| e.to_string())?),
+                GPU_BATCH,
+            ),
+            #[cfg(feature = "vulkan")]
+            Compute::Vulkan(_, d) => (
+                Net::Vulkan(Ge2e::from_weights(&w, d).map_err(|e| e.to_string())?),
                 GPU_BATCH,
             ),
         };
@@ -267,6 +274,8 @@ impl SpeakerEncoder {
                 Net::Cpu(net) => run(net, data, chunk.len())?,
                 #[cfg(feature = "cuda")]
                 Net::Gpu(net) => run(net, data, chunk.len())?,
+                #[cfg(feature = "vulkan")]
+                Net::Vulkan(net) => run(net, data, chunk.len())?,
             };
             for (&(c, _), row) in chunk.iter().zip(rows.chunks_exact(DIM)) {
                 out[c].push(row.to_vec());

@@ -216,7 +216,10 @@ impl SpeakerEmbedStage {
 
     fn encoder(&self, device: DeviceId) -> Result<Arc<SpeakerEncoder>, StageError> {
         let mut slot = self.loaded.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(e) = slot.as_ref().filter(|e| e.device() == device) {
+        if let Some(e) = slot
+            .as_ref()
+            .filter(|e| e.device() == device && e.compute().is_current())
+        {
             return Ok(e.clone());
         }
         let encoder =

@@ -15,6 +15,9 @@ pub enum AnyVad {
     /// burn's CUDA backend.
     #[cfg(feature = "cuda")]
     Gpu(Vad<flow_backend::Gpu>),
+    /// burn's wgpu backend on a Vulkan adapter.
+    #[cfg(feature = "vulkan")]
+    Vulkan(Vad<flow_backend::Vk>),
 }
 
 impl AnyVad {
@@ -28,6 +31,8 @@ impl AnyVad {
             Compute::Cpu(d) => AnyVad::Cpu(Vad::load(path, d)?),
             #[cfg(feature = "cuda")]
             Compute::Cuda(d) => AnyVad::Gpu(Vad::load(path, d)?),
+            #[cfg(feature = "vulkan")]
+            Compute::Vulkan(_, d) => AnyVad::Vulkan(Vad::load(path, d)?),
         })
     }
 
@@ -40,6 +45,8 @@ impl AnyVad {
             AnyVad::Cpu(v) => v.probabilities_batch(streams),
             #[cfg(feature = "cuda")]
             AnyVad::Gpu(v) => v.probabilities_batch(streams),
+            #[cfg(feature = "vulkan")]
+            AnyVad::Vulkan(v) => v.probabilities_batch(streams),
         }
     }
 

@@ -156,7 +156,10 @@ impl SileroStage {
 
     fn model(&self, device: DeviceId) -> Result<Arc<Model>, StageError> {
         let mut slot = self.loaded.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(m) = slot.as_ref().filter(|m| m.device == device) {
+        if let Some(m) = slot
+            .as_ref()
+            .filter(|m| m.device == device && m.compute.is_current())
+        {
             return Ok(m.clone());
         }
         let compute = Compute::for_device(device).map_err(|e| StageError::failed(e.to_string()))?;
