@@ -2,8 +2,9 @@
 //! segments and the real-time factor:
 //! `cargo run --release -p flow-asr --example transcribe -- [--burn] [--device cuda:N] [--f16] [--batch N] MODEL FILE...`,
 //! on the CPU kernels (what `asr.whisper` runs on the CPU), or with
-//! `--burn` on burn's ndarray backend (the CUDA code path), or with
-//! `--device cuda:N` in burn on that GPU (build with `--features cuda`),
+//! `--burn` on burn's ndarray backend (the GPU code path), or with
+//! `--device cuda:N` (build with `--features cuda`) or `--device vulkan:N`
+//! in burn on that GPU,
 //! in f16 with `--f16`. `--batch N` runs the files through the seek loop
 //! side by side, a window of up to N files per forward pass (what the
 //! stage does with a batch of items): throughput rather than latency.

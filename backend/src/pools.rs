@@ -63,6 +63,19 @@ impl DevicePools for BurnPools {
         let recorded: Vec<String> = Vec::new();
         is_allocation_failure(&text) || recorded.iter().any(|r| is_allocation_failure(r))
     }
+
+    fn take_runtime_failure(&self) -> Option<(String, bool)> {
+        #[cfg(feature = "vulkan")]
+        let recorded = crate::vulkan::take_runtime_panics();
+        #[cfg(not(feature = "vulkan"))]
+        let recorded: Vec<String> = Vec::new();
+        let oom = recorded.iter().any(|r| is_allocation_failure(r));
+        let first = recorded
+            .iter()
+            .find(|r| !oom || is_allocation_failure(r))?
+            .clone();
+        Some((first, oom))
+    }
 }
 
 /// Whether a runtime's panic message reports an allocation failure.

@@ -110,12 +110,13 @@ fn print_vulkan(probe: &VulkanProbe) {
                     ""
                 };
                 println!(
-                    "  vulkan:{} {} ({}; {}): heaps [{}], {budget}, f16 {}{cpu}",
+                    "  vulkan:{} {} ({}; {}): heaps [{}], {budget}, largest buffer {}, f16 {}{cpu}",
                     a.ordinal,
                     a.name,
                     a.kind.describe(),
                     a.driver,
                     heaps.join(", "),
+                    human(a.max_buffer),
                     if a.f16 { "yes" } else { "no" },
                 );
             }

@@ -1,10 +1,11 @@
 //! Texts per second of flow's text encoder on the CPU.
 //!
 //! `embed_bench SOURCE` prints the model folder of a store source (fetching
-//! it); `embed_bench DIR TEXTS.jsonl [BATCH [burn]]` embeds every `text` of
-//! the file (one JSON object per line) and prints the throughput, after one
-//! warm-up batch: with the CPU kernels `flow` runs on the CPU, or with
-//! `burn`, burn's implementation (the CUDA code path) on burn's CPU backend.
+//! it); `embed_bench DIR TEXTS.jsonl [BATCH [burn|DEVICE]]` embeds every
+//! `text` of the file (one JSON object per line) and prints the throughput,
+//! after one warm-up batch: with the CPU kernels `flow` runs on the CPU, with
+//! `burn`, burn's implementation (the GPU code path) on burn's CPU backend,
+//! or with a device (`cuda:0`, `vulkan:0`), burn on that GPU.
 
 use std::time::Instant;
 
@@ -38,6 +39,10 @@ fn run() -> Result<(), String> {
                 .map_or(Ok(32), |b| b.parse())
                 .map_err(|e| format!("batch: {e}"))?;
             let burn = rest.get(1).is_some_and(|a| a == "burn");
+            let device: DeviceId = match rest.get(1) {
+                Some(d) if d != "burn" => d.parse().map_err(|e| format!("{e}"))?,
+                _ => DeviceId::Cpu,
+            };
             let text = std::fs::read_to_string(file).map_err(|e| format!("{file}: {e}"))?;
             let texts: Vec<String> = text
                 .lines()
@@ -48,7 +53,7 @@ fn run() -> Result<(), String> {
             let dir = std::path::Path::new(dir);
             let embedder = match burn {
                 true => flow_text::Embedder::load_burn(dir, DeviceId::Cpu)?,
-                false => flow_text::Embedder::load(dir, DeviceId::Cpu)?,
+                false => flow_text::Embedder::load(dir, device)?,
             };
             embedder.embed(&refs[..refs.len().min(batch)], batch)?;
             let start = Instant::now();
@@ -57,13 +62,19 @@ fn run() -> Result<(), String> {
             let dim = embedder.dim();
             println!(
                 "flow ({}): {} texts ({} x {dim}) in {secs:.2} s: {:.1} texts/s",
-                if burn { "burn ndarray" } else { "CPU kernels" },
+                match (burn, device) {
+                    (true, _) => "burn ndarray".to_string(),
+                    (false, DeviceId::Cpu) => "CPU kernels".to_string(),
+                    (false, d) => format!("burn on {d}"),
+                },
                 refs.len(),
                 vectors.len() / dim,
                 refs.len() as f64 / secs
             );
             Ok(())
         }
-        _ => Err("usage: embed_bench SOURCE | embed_bench DIR TEXTS.jsonl [BATCH [burn]]".into()),
+        _ => Err(
+            "usage: embed_bench SOURCE | embed_bench DIR TEXTS.jsonl [BATCH [burn|DEVICE]]".into(),
+        ),
     }
 }

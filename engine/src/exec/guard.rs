@@ -17,7 +17,22 @@ pub(super) fn guarded<T>(
     what: &str,
     f: impl FnOnce() -> T,
 ) -> Result<T, StageError> {
-    catch_unwind(AssertUnwindSafe(f)).map_err(|panic| {
+    let result = catch_unwind(AssertUnwindSafe(f));
+    // The runtime's own threads failed under a call that returned: its
+    // results are not to be trusted.
+    if result.is_ok() {
+        if let Some((text, oom)) = pool::take_runtime_failure() {
+            let text = text.lines().next().unwrap_or_default().trim().to_string();
+            return Err(if oom {
+                StageError::out_of_memory(format!("out of memory on {device}: {text}"))
+            } else {
+                StageError::failed(format!(
+                    "the GPU runtime failed on {device} during {what}: {text}"
+                ))
+            });
+        }
+    }
+    result.map_err(|panic| {
         let text = pool::panic_text(panic.as_ref());
         let text = text.lines().next().unwrap_or_default().trim().to_string();
         if pool::is_out_of_memory(panic.as_ref()) {

@@ -232,6 +232,7 @@ mod tests {
             total: 8 * GIB,
             budget: Some(6 * GIB),
             f16: true,
+            max_buffer: GIB,
         };
         let probe = VulkanProbe::Available {
             version: "1.3.0".into(),

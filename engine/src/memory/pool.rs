@@ -30,6 +30,14 @@ pub trait DevicePools: Send + Sync {
     /// Whether a panic's payload reports an allocation failure of the
     /// runtime (then the item goes down the out-of-memory ladder).
     fn is_out_of_memory(&self, panic: &(dyn Any + Send)) -> bool;
+
+    /// A failure of the runtime's own threads since the last call (the
+    /// text of their panics), and whether it was an allocation failure.
+    /// A batch that returned while the runtime failed under it is not
+    /// trusted: its results may be zeros read from a dead device.
+    fn take_runtime_failure(&self) -> Option<(String, bool)> {
+        None
+    }
 }
 
 static POOLS: OnceLock<Box<dyn DevicePools>> = OnceLock::new();
@@ -63,4 +71,9 @@ pub fn panic_text(panic: &(dyn Any + Send)) -> String {
 /// Whether the installed runtime says `panic` is an allocation failure.
 pub fn is_out_of_memory(panic: &(dyn Any + Send)) -> bool {
     POOLS.get().is_some_and(|p| p.is_out_of_memory(panic))
+}
+
+/// See [`DevicePools::take_runtime_failure`].
+pub fn take_runtime_failure() -> Option<(String, bool)> {
+    POOLS.get().and_then(|p| p.take_runtime_failure())
 }

@@ -72,6 +72,9 @@ pub struct VulkanAdapter {
     /// Whether shaders compute in f16 and buffers hold it (what burn's f16
     /// needs: `shaderFloat16` and 16-bit storage).
     pub f16: bool,
+    /// The largest storage buffer a shader can bind, bytes: cubecl's largest
+    /// allocation on the adapter (one tensor can be no larger).
+    pub max_buffer: u64,
 }
 
 /// What the probe found.
@@ -257,6 +260,7 @@ unsafe fn describe(
         heaps,
         budget,
         f16,
+        max_buffer: u64::from(base.limits.max_storage_buffer_range),
     }
 }
 
