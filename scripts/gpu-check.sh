@@ -22,9 +22,9 @@ case "$device" in
   *) echo "gpu-check: DEVICE is vulkan:N or cuda:N, not \`$device\`" >&2; exit 2 ;;
 esac
 
-cargo build --locked "${features[@]}" --bin flow
-cargo build --locked "${features[@]}" -p flow-asr --example transcribe
-cargo build --locked "${features[@]}" -p flow-text --example embed_bench
+# One workspace build (a `-p` build would choose other features and build
+# burn again).
+cargo build --locked "${features[@]}" --workspace --bins --examples
 flow=target/debug/flow
 audio=../shared/reference/audio
 table=$(mktemp)
