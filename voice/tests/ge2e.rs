@@ -45,19 +45,6 @@ fn reference_embedding(clip: &str) -> Vec<f32> {
         .collect()
 }
 
-/// webrtcvad's speech flags for `clip` (the fixture says how they were made).
-fn webrtcvad_flags(clip: &str) -> Vec<bool> {
-    let path = common::fixture("ge2e_webrtcvad_flags.json");
-    let all: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-    all[clip]
-        .as_str()
-        .unwrap()
-        .chars()
-        .map(|c| c == '1')
-        .collect()
-}
-
 fn slices(samples: &[Vec<f32>]) -> Vec<&[f32]> {
     samples.iter().map(Vec::as_slice).collect()
 }
@@ -71,7 +58,7 @@ fn utterance_embeddings_match_resemblyzer_on_every_reference_clip() {
     let webrtc: Vec<Vec<f32>> = CLIPS
         .iter()
         .zip(&raw)
-        .map(|(c, a)| trim_long_silences(&normalize_volume(a), &webrtcvad_flags(c)))
+        .map(|(c, a)| trim_long_silences(&normalize_volume(a), &common::webrtcvad_flags(c)))
         .collect();
     // Ours: Silero VAD's speech regions.
     let silero: Vec<Vec<f32>> = raw

@@ -36,14 +36,6 @@ fn fixture() -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
-fn floats(v: &serde_json::Value) -> Vec<f64> {
-    v.as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x.as_f64().unwrap())
-        .collect()
-}
-
 #[test]
 fn probabilities_and_regions_match_silero_on_every_reference_clip() {
     let vad = vad();
@@ -61,7 +53,7 @@ fn probabilities_and_regions_match_silero_on_every_reference_clip() {
     for clip in CLIPS {
         let samples = common::wav(&common::reference(clip));
         let probs = vad.probabilities(&samples).unwrap();
-        let expected = floats(&reference[clip]["vad_probs_512"]);
+        let expected = common::floats(&reference[clip]["vad_probs_512"]);
         // The reference lists whole frames; silero also scores the padded
         // last one (ours too).
         assert_eq!(probs.len(), samples.len().div_ceil(512), "{clip}");
@@ -86,7 +78,7 @@ fn probabilities_and_regions_match_silero_on_every_reference_clip() {
         let speech = reference[clip]["speech"].as_array().unwrap();
         assert_eq!(regions.len(), speech.len(), "{clip}: {regions:?}");
         for (r, s) in regions.iter().zip(speech) {
-            let s = floats(s);
+            let s = common::floats(s);
             for (ours, theirs) in [(r.start, s[0]), (r.end, s[1])] {
                 let d = (ours - theirs).abs();
                 worst_edge = worst_edge.max(d);
@@ -125,8 +117,8 @@ fn regions_follow_silero_on_every_parameter_set() {
     assert!(cases.len() >= 50);
     for (k, case) in cases.iter().enumerate() {
         let probs: Vec<f32> = match case["clip"].as_str() {
-            Some(clip) => floats(&reference[clip]["vad_probs_512"]),
-            None => floats(&case["probs"]),
+            Some(clip) => common::floats(&reference[clip]["vad_probs_512"]),
+            None => common::floats(&case["probs"]),
         }
         .into_iter()
         .map(|p| p as f32)

@@ -15,14 +15,6 @@ const GE2E: &str = "pip:resemblyzer==0.1.4#resemblyzer/pretrained.pt";
 /// Two clips keep lavapipe's time small: a monologue and the interview.
 const CLIPS: [&str; 2] = ["solo_gb.16k.wav", "interview.16k.wav"];
 
-fn floats(v: &serde_json::Value) -> Vec<f64> {
-    v.as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x.as_f64().unwrap())
-        .collect()
-}
-
 #[test]
 fn silero_on_vulkan_matches_silero() {
     let Some(device) = vulkan_or_skip("silero_on_vulkan_matches_silero") else {
@@ -39,7 +31,7 @@ fn silero_on_vulkan_matches_silero() {
     let all = vad.probabilities_batch(&streams).unwrap();
     let (mut worst_prob, mut worst_edge) = (0.0f64, 0.0f64);
     for ((clip, samples), probs) in CLIPS.iter().zip(&samples).zip(&all) {
-        let expected = floats(&reference[clip]["vad_probs_512"]);
+        let expected = common::floats(&reference[clip]["vad_probs_512"]);
         assert_eq!(probs.len(), samples.len().div_ceil(512), "{clip}");
         for (i, (&p, &e)) in probs.iter().zip(&expected).enumerate() {
             let d = (f64::from(p) - e).abs();
@@ -50,7 +42,7 @@ fn silero_on_vulkan_matches_silero() {
         let speech = reference[clip]["speech"].as_array().unwrap();
         assert_eq!(regions.len(), speech.len(), "{clip}: {regions:?}");
         for (r, s) in regions.iter().zip(speech) {
-            let s = floats(s);
+            let s = common::floats(s);
             for (ours, theirs) in [
                 (r.start as f64 / 16_000.0, s[0]),
                 (r.end as f64 / 16_000.0, s[1]),
@@ -74,28 +66,17 @@ fn ge2e_on_vulkan_matches_resemblyzer() {
         return;
     };
     let encoder = SpeakerEncoder::load(&common::model(GE2E), &device).unwrap();
-    let flags = |clip: &str| -> Vec<bool> {
-        let path = common::fixture("ge2e_webrtcvad_flags.json");
-        let all: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-        all[clip]
-            .as_str()
-            .unwrap()
-            .chars()
-            .map(|c| c == '1')
-            .collect()
-    };
     let trimmed: Vec<Vec<f32>> = CLIPS
         .iter()
         .map(|c| {
             let raw = common::wav(&common::reference(c));
-            trim_long_silences(&normalize_volume(&raw), &flags(c))
+            trim_long_silences(&normalize_volume(&raw), &common::webrtcvad_flags(c))
         })
         .collect();
     let slices: Vec<&[f32]> = trimmed.iter().map(Vec::as_slice).collect();
     let vectors = encoder.embed_many(&slices).unwrap();
     for (clip, ours) in CLIPS.iter().zip(&vectors) {
-        let expected: Vec<f32> = floats(&common::voice_reference()[clip]["ge2e_utterance"])
+        let expected: Vec<f32> = common::floats(&common::voice_reference()[clip]["ge2e_utterance"])
             .into_iter()
             .map(|x| x as f32)
             .collect();

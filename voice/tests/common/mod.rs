@@ -57,3 +57,25 @@ pub fn wav(path: &Path) -> Vec<f32> {
     }
     panic!("no data chunk in {}", path.display());
 }
+
+/// A JSON array of numbers.
+pub fn floats(v: &serde_json::Value) -> Vec<f64> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap())
+        .collect()
+}
+
+/// webrtcvad's speech flags for `clip` (the fixture says how they were made).
+pub fn webrtcvad_flags(clip: &str) -> Vec<bool> {
+    let path = fixture("ge2e_webrtcvad_flags.json");
+    let all: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    all[clip]
+        .as_str()
+        .unwrap()
+        .chars()
+        .map(|c| c == '1')
+        .collect()
+}
