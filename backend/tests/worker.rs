@@ -69,17 +69,18 @@ impl Stage for Held {
     }
 }
 
-struct HeldKind {
-    leaky: bool,
-    device: Device,
+/// A test stage kind on an accelerator: `make` builds its stage.
+struct Kind {
+    name: &'static str,
+    make: Box<dyn Fn() -> Arc<dyn Stage> + Send + Sync>,
 }
 
-impl StageKind for HeldKind {
+impl StageKind for Kind {
     fn name(&self) -> &'static str {
-        "test.held"
+        self.name
     }
     fn summary(&self) -> &'static str {
-        "holds 32 MiB on the device"
+        "a test stage on the device"
     }
     fn version(&self) -> u32 {
         1
@@ -100,12 +101,7 @@ impl StageKind for HeldKind {
         }
     }
     fn build(&self, _: &BuildContext<'_>, _: &serde_json::Value) -> Result<Arc<dyn Stage>, String> {
-        Ok(Arc::new(Held {
-            leaky: self.leaky,
-            device: self.device.clone(),
-            weights: Mutex::new(Vec::new()),
-            forgotten: Mutex::new(Vec::new()),
-        }))
+        Ok((self.make)())
     }
 }
 
@@ -125,7 +121,17 @@ impl Reporter for Events {
 fn run(dir: &Path, leaky: bool, device: Device) -> Vec<Event> {
     let yaml = "name: held\ninputs: { files: \"items/*.txt\" }\nmodels: { held: { path: held.bin } }\nstages:\n  hold:\n    uses: test.held\n    model: held\n    device: vulkan:0\n    memory: { model: 32MiB, per_item: 1MiB }\n";
     let mut registry = Registry::new();
-    registry.register(HeldKind { leaky, device });
+    registry.register(Kind {
+        name: "test.held",
+        make: Box::new(move || {
+            Arc::new(Held {
+                leaky,
+                device: device.clone(),
+                weights: Mutex::new(Vec::new()),
+                forgotten: Mutex::new(Vec::new()),
+            })
+        }),
+    });
     execute_yaml(dir, yaml, registry, 2).1
 }
 
@@ -283,38 +289,6 @@ impl Stage for Alloc {
     }
 }
 
-struct AllocKind;
-
-impl StageKind for AllocKind {
-    fn name(&self) -> &'static str {
-        "test.alloc"
-    }
-    fn summary(&self) -> &'static str {
-        "allocates 3/8 of the largest buffer per item of a batch, in one tensor"
-    }
-    fn version(&self) -> u32 {
-        1
-    }
-    fn config_schema(&self) -> serde_json::Value {
-        serde_json::json!({})
-    }
-    fn check(&self, _: &serde_json::Value) -> Vec<ConfigProblem> {
-        Vec::new()
-    }
-    fn ports(&self, _: &serde_json::Value) -> Ports {
-        Ports::default()
-    }
-    fn resources(&self) -> Resources {
-        Resources {
-            accelerator: true,
-            ..Default::default()
-        }
-    }
-    fn build(&self, _: &BuildContext<'_>, _: &serde_json::Value) -> Result<Arc<dyn Stage>, String> {
-        Ok(Arc::new(Alloc))
-    }
-}
-
 fn oom_steps(events: &[Event]) -> Vec<(String, u32)> {
     events
         .iter()
@@ -338,7 +312,10 @@ fn a_real_allocation_failure_goes_down_the_ladder_and_every_item_is_done() {
     };
     let registry = || {
         let mut r = Registry::new();
-        r.register(AllocKind);
+        r.register(Kind {
+            name: "test.alloc",
+            make: Box::new(|| Arc::new(Alloc)),
+        });
         r
     };
 
