@@ -8,8 +8,8 @@ use flow_backend::Compute;
 use flow_engine::device::DeviceId;
 use flow_engine::memory::MemoryEstimate;
 use flow_engine::registry::{
-    parse_config, port, BuildContext, ConfigProblem, MemoryUsage, Output, Ports, Stage, StageError,
-    StageInput, StageKind, StageOutput,
+    port, BuildContext, ConfigProblem, MemoryUsage, Output, Ports, Resources, Settings, Stage,
+    StageError, StageInput, StageOutput, TypedKind,
 };
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -131,7 +131,15 @@ impl WhisperConfig {
 /// The `asr.whisper` kind.
 pub struct WhisperKind;
 
-impl StageKind for WhisperKind {
+/// `max_windows` only groups windows into forward passes: the same
+/// windows give the same text, so it never enters the cache key.
+impl Settings for WhisperConfig {
+    const OPERATIONAL: &'static [&'static str] = &["max_windows"];
+}
+
+impl TypedKind for WhisperKind {
+    type Config = WhisperConfig;
+
     fn name(&self) -> &'static str {
         "asr.whisper"
     }
@@ -144,48 +152,43 @@ impl StageKind for WhisperKind {
         2
     }
 
-    fn config_schema(&self) -> serde_json::Value {
-        serde_json::to_value(schemars::schema_for!(WhisperConfig)).unwrap_or_default()
-    }
-
-    fn check(&self, config: &serde_json::Value) -> Vec<ConfigProblem> {
-        match parse_config::<WhisperConfig>(config) {
-            Ok(c) if !(0.0..=1.0).contains(&c.no_speech_threshold) => vec![ConfigProblem::new(
+    fn validate(&self, c: &WhisperConfig) -> Vec<ConfigProblem> {
+        let mut problems = Vec::new();
+        if !(0.0..=1.0).contains(&c.no_speech_threshold) {
+            problems.push(ConfigProblem::new(
                 &["no_speech_threshold"],
                 "`no_speech_threshold` is a probability, between 0 and 1",
-            )],
-            Ok(c) if c.temperatures.iter().any(|t| !(0.0..=2.0).contains(t)) => {
-                vec![ConfigProblem::new(
-                    &["temperatures"],
-                    "every temperature must be between 0 and 2",
-                )]
-            }
-            Ok(c) if c.best_of == 0 || c.max_windows == 0 => vec![ConfigProblem::new(
-                &[if c.best_of == 0 { "best_of" } else { "max_windows" }],
-                "must be at least 1",
-            )],
-            Ok(_) => Vec::new(),
-            Err(p) => vec![p.help(
-                "`asr.whisper` takes language, condition_on_previous_text, no_speech_threshold, log_prob_threshold, temperatures, compression_ratio_threshold, best_of, max_windows, precision",
-            )],
+            ));
         }
+        if let Some(i) = c.temperatures.iter().position(|t| !(0.0..=2.0).contains(t)) {
+            problems.push(ConfigProblem::new(
+                &["temperatures", &i.to_string()],
+                "every temperature must be between 0 and 2",
+            ));
+        }
+        for (name, value) in [("best_of", c.best_of), ("max_windows", c.max_windows)] {
+            if value == 0 {
+                problems.push(ConfigProblem::new(&[name], "must be at least 1"));
+            }
+        }
+        problems
     }
 
-    fn ports(&self, _config: &serde_json::Value) -> Ports {
+    fn ports(&self, _config: &WhisperConfig) -> Ports {
         Ports {
             inputs: vec![port::AUDIO.to_string()],
             outputs: vec![port::TRANSCRIPT.to_string()],
         }
     }
 
-    fn resources(&self) -> flow_engine::registry::Resources {
-        flow_engine::registry::Resources {
+    fn resources(&self) -> Resources {
+        Resources {
             accelerator: true,
             ..Default::default()
         }
     }
 
-    fn memory_estimate(&self, _config: &serde_json::Value) -> MemoryEstimate {
+    fn memory_estimate(&self, _config: &WhisperConfig) -> MemoryEstimate {
         // One 30 s window: the encoder's activations and attention scores
         // (6 heads × 1500² for tiny, more for larger models) dominate.
         MemoryEstimate {
@@ -199,9 +202,8 @@ impl StageKind for WhisperKind {
     fn build(
         &self,
         ctx: &BuildContext<'_>,
-        config: &serde_json::Value,
+        config: WhisperConfig,
     ) -> Result<Arc<dyn Stage>, String> {
-        let config: WhisperConfig = parse_config(config).map_err(|p| p.message)?;
         let model_dir = ctx.model_dir.clone().ok_or_else(|| {
             format!(
                 "stage `{}` needs a Whisper model: add `model:` naming one under `models:`",

@@ -14,8 +14,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use flow_engine::registry::{
-    parse_config, BuildContext, ConfigProblem, Output, Ports, Resources, Stage, StageError,
-    StageInput, StageKind, StageOutput,
+    BuildContext, ConfigProblem, Output, Ports, Resources, Settings, Stage, StageError, StageInput,
+    StageOutput, TypedKind,
 };
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -43,7 +43,11 @@ pub struct JsonlSinkConfig {
 /// The `sink.jsonl` kind.
 pub struct JsonlSinkKind;
 
-impl StageKind for JsonlSinkKind {
+impl Settings for JsonlSinkConfig {}
+
+impl TypedKind for JsonlSinkKind {
+    type Config = JsonlSinkConfig;
+
     fn name(&self) -> &'static str {
         "sink.jsonl"
     }
@@ -56,22 +60,15 @@ impl StageKind for JsonlSinkKind {
         1
     }
 
-    fn config_schema(&self) -> serde_json::Value {
-        serde_json::to_value(schemars::schema_for!(JsonlSinkConfig)).unwrap_or_default()
-    }
-
-    fn check(&self, config: &serde_json::Value) -> Vec<ConfigProblem> {
-        match parse_config::<JsonlSinkConfig>(config) {
-            Ok(c) if c.path.as_ref().is_some_and(|p| p.as_os_str().is_empty()) => {
-                vec![ConfigProblem::new(&["path"], "`path` is empty")
-                    .help("name a file, like `out/segments.jsonl`")]
-            }
-            Ok(_) => Vec::new(),
-            Err(p) => vec![p.help("`sink.jsonl` takes path")],
+    fn validate(&self, c: &JsonlSinkConfig) -> Vec<ConfigProblem> {
+        if c.path.as_ref().is_some_and(|p| p.as_os_str().is_empty()) {
+            return vec![ConfigProblem::new(&["path"], "`path` is empty")
+                .help("name a file, like `out/segments.jsonl`")];
         }
+        Vec::new()
     }
 
-    fn ports(&self, _config: &serde_json::Value) -> Ports {
+    fn ports(&self, _config: &JsonlSinkConfig) -> Ports {
         Ports::default()
     }
 
@@ -85,9 +82,8 @@ impl StageKind for JsonlSinkKind {
     fn build(
         &self,
         ctx: &BuildContext<'_>,
-        config: &serde_json::Value,
+        config: JsonlSinkConfig,
     ) -> Result<Arc<dyn Stage>, String> {
-        let config: JsonlSinkConfig = parse_config(config).map_err(|p| p.message)?;
         let path = match config.path {
             Some(p) => ctx.workflow_dir.join(p),
             None => ctx

@@ -6,8 +6,8 @@
 use std::sync::{Arc, Mutex};
 
 use flow_engine::registry::{
-    parse_config, BuildContext, ConfigProblem, Output, Ports, Resources, Stage, StageError,
-    StageInput, StageKind, StageOutput,
+    BuildContext, ConfigProblem, Output, Ports, Resources, Settings, Stage, StageError, StageInput,
+    StageOutput, TypedKind,
 };
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -116,7 +116,11 @@ impl Secret {
 /// The `sink.postgres` kind.
 pub struct PostgresSinkKind;
 
-impl StageKind for PostgresSinkKind {
+impl Settings for PostgresSinkConfig {}
+
+impl TypedKind for PostgresSinkKind {
+    type Config = PostgresSinkConfig;
+
     fn name(&self) -> &'static str {
         "sink.postgres"
     }
@@ -129,15 +133,7 @@ impl StageKind for PostgresSinkKind {
         1
     }
 
-    fn config_schema(&self) -> serde_json::Value {
-        serde_json::to_value(schemars::schema_for!(PostgresSinkConfig)).unwrap_or_default()
-    }
-
-    fn check(&self, config: &serde_json::Value) -> Vec<ConfigProblem> {
-        let c = match parse_config::<PostgresSinkConfig>(config) {
-            Ok(c) => c,
-            Err(p) => return vec![p.help("`sink.postgres` takes url_env, schema, vectors")],
-        };
+    fn validate(&self, c: &PostgresSinkConfig) -> Vec<ConfigProblem> {
         let mut problems = Vec::new();
         if c.url_env.trim().is_empty() || c.url_env.contains('=') {
             problems.push(
@@ -160,7 +156,7 @@ impl StageKind for PostgresSinkKind {
         problems
     }
 
-    fn ports(&self, _config: &serde_json::Value) -> Ports {
+    fn ports(&self, _config: &PostgresSinkConfig) -> Ports {
         Ports::default()
     }
 
@@ -174,9 +170,8 @@ impl StageKind for PostgresSinkKind {
     fn build(
         &self,
         _ctx: &BuildContext<'_>,
-        config: &serde_json::Value,
+        config: PostgresSinkConfig,
     ) -> Result<Arc<dyn Stage>, String> {
-        let config: PostgresSinkConfig = parse_config(config).map_err(|p| p.message)?;
         let url = match std::env::var(&config.url_env) {
             Ok(url) if !url.trim().is_empty() => url,
             _ => {

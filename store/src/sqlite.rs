@@ -7,8 +7,8 @@ use std::sync::{Arc, Mutex};
 
 use flow_engine::duration::Span;
 use flow_engine::registry::{
-    parse_config, BuildContext, ConfigProblem, Output, Ports, Resources, Stage, StageError,
-    StageInput, StageKind, StageOutput,
+    BuildContext, ConfigProblem, Output, Ports, Resources, Settings, Stage, StageError, StageInput,
+    StageOutput, TypedKind,
 };
 use rusqlite::Connection;
 use schemars::JsonSchema;
@@ -56,7 +56,11 @@ impl SqliteSinkConfig {
 /// The `sink.sqlite` kind.
 pub struct SqliteSinkKind;
 
-impl StageKind for SqliteSinkKind {
+impl Settings for SqliteSinkConfig {}
+
+impl TypedKind for SqliteSinkKind {
+    type Config = SqliteSinkConfig;
+
     fn name(&self) -> &'static str {
         "sink.sqlite"
     }
@@ -69,22 +73,15 @@ impl StageKind for SqliteSinkKind {
         1
     }
 
-    fn config_schema(&self) -> serde_json::Value {
-        serde_json::to_value(schemars::schema_for!(SqliteSinkConfig)).unwrap_or_default()
-    }
-
-    fn check(&self, config: &serde_json::Value) -> Vec<ConfigProblem> {
-        match parse_config::<SqliteSinkConfig>(config) {
-            Ok(c) if c.path.as_ref().is_some_and(|p| p.as_os_str().is_empty()) => {
-                vec![ConfigProblem::new(&["path"], "`path` is empty")
-                    .help("name a database file, like `out/talks.db`")]
-            }
-            Ok(_) => Vec::new(),
-            Err(p) => vec![p.help("`sink.sqlite` takes path, busy_timeout")],
+    fn validate(&self, c: &SqliteSinkConfig) -> Vec<ConfigProblem> {
+        if c.path.as_ref().is_some_and(|p| p.as_os_str().is_empty()) {
+            return vec![ConfigProblem::new(&["path"], "`path` is empty")
+                .help("name a database file, like `out/talks.db`")];
         }
+        Vec::new()
     }
 
-    fn ports(&self, _config: &serde_json::Value) -> Ports {
+    fn ports(&self, _config: &SqliteSinkConfig) -> Ports {
         Ports::default()
     }
 
@@ -98,9 +95,8 @@ impl StageKind for SqliteSinkKind {
     fn build(
         &self,
         ctx: &BuildContext<'_>,
-        config: &serde_json::Value,
+        config: SqliteSinkConfig,
     ) -> Result<Arc<dyn Stage>, String> {
-        let config: SqliteSinkConfig = parse_config(config).map_err(|p| p.message)?;
         Ok(Arc::new(SqliteSink {
             path: config.db_path(ctx.workflow_dir, ctx.stage_id),
             busy: config.busy_timeout.0,

@@ -6,8 +6,8 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use flow_engine::registry::{
-    parse_config, BuildContext, ConfigProblem, Output, Ports, Resources, Stage, StageError,
-    StageInput, StageKind, StageOutput,
+    BuildContext, ConfigProblem, Output, Ports, Resources, Settings, Stage, StageError, StageInput,
+    StageOutput, TypedKind,
 };
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -142,7 +142,11 @@ pub fn vtt(segments: &[Segment], speakers: bool) -> String {
 /// The `sink.subtitles` kind.
 pub struct SubtitlesSinkKind;
 
-impl StageKind for SubtitlesSinkKind {
+impl Settings for SubtitlesSinkConfig {}
+
+impl TypedKind for SubtitlesSinkKind {
+    type Config = SubtitlesSinkConfig;
+
     fn name(&self) -> &'static str {
         "sink.subtitles"
     }
@@ -155,23 +159,18 @@ impl StageKind for SubtitlesSinkKind {
         1
     }
 
-    fn config_schema(&self) -> serde_json::Value {
-        serde_json::to_value(schemars::schema_for!(SubtitlesSinkConfig)).unwrap_or_default()
-    }
-
-    fn check(&self, config: &serde_json::Value) -> Vec<ConfigProblem> {
-        match parse_config::<SubtitlesSinkConfig>(config) {
-            Ok(c) if c.formats.is_empty() => vec![ConfigProblem::new(
+    fn validate(&self, c: &SubtitlesSinkConfig) -> Vec<ConfigProblem> {
+        if c.formats.is_empty() {
+            return vec![ConfigProblem::new(
                 &["formats"],
                 "`formats` is empty: nothing would be written",
             )
-            .help("list `srt`, `vtt` or both")],
-            Ok(_) => Vec::new(),
-            Err(p) => vec![p.help("`sink.subtitles` takes dir, formats (srt, vtt), speakers")],
+            .help("list `srt`, `vtt` or both")];
         }
+        Vec::new()
     }
 
-    fn ports(&self, _config: &serde_json::Value) -> Ports {
+    fn ports(&self, _config: &SubtitlesSinkConfig) -> Ports {
         Ports::default()
     }
 
@@ -185,9 +184,8 @@ impl StageKind for SubtitlesSinkKind {
     fn build(
         &self,
         ctx: &BuildContext<'_>,
-        config: &serde_json::Value,
+        config: SubtitlesSinkConfig,
     ) -> Result<Arc<dyn Stage>, String> {
-        let config: SubtitlesSinkConfig = parse_config(config).map_err(|p| p.message)?;
         let mut formats: Vec<Format> = Vec::new();
         for f in &config.formats {
             if !formats.contains(f) {

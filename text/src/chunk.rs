@@ -7,8 +7,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use flow_engine::registry::{
-    parse_config, port, BuildContext, ConfigProblem, Output, Ports, Resources, Stage, StageError,
-    StageInput, StageKind, StageOutput,
+    port, BuildContext, ConfigProblem, Output, Ports, Resources, Settings, Stage, StageError,
+    StageInput, StageOutput, TypedKind,
 };
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -169,7 +169,20 @@ pub fn chunk(
 /// The `text.chunk` kind.
 pub struct ChunkKind;
 
-impl StageKind for ChunkKind {
+/// Every setting changes the chunks; `min` and `max` key with their
+/// per-unit defaults written out.
+impl Settings for ChunkConfig {
+    fn normalized(mut self) -> Self {
+        let (min, max) = self.bounds();
+        self.min = Some(min);
+        self.max = Some(max);
+        self
+    }
+}
+
+impl TypedKind for ChunkKind {
+    type Config = ChunkConfig;
+
     fn name(&self) -> &'static str {
         "text.chunk"
     }
@@ -182,19 +195,7 @@ impl StageKind for ChunkKind {
         1
     }
 
-    fn config_schema(&self) -> serde_json::Value {
-        serde_json::to_value(schemars::schema_for!(ChunkConfig)).unwrap_or_default()
-    }
-
-    fn check(&self, config: &serde_json::Value) -> Vec<ConfigProblem> {
-        let c = match parse_config::<ChunkConfig>(config) {
-            Ok(c) => c,
-            Err(p) => {
-                return vec![p.help(
-                    "`text.chunk` takes by (characters, tokens, seconds), min, max, split_on_speaker, from",
-                )]
-            }
-        };
+    fn validate(&self, c: &ChunkConfig) -> Vec<ConfigProblem> {
         let (min, max) = c.bounds();
         let mut problems = Vec::new();
         if max.is_nan() || max <= 0.0 {
@@ -217,12 +218,9 @@ impl StageKind for ChunkKind {
         problems
     }
 
-    fn ports(&self, config: &serde_json::Value) -> Ports {
-        let from = parse_config::<ChunkConfig>(config)
-            .ok()
-            .and_then(|c| c.from);
+    fn ports(&self, config: &ChunkConfig) -> Ports {
         Ports {
-            inputs: from.into_iter().collect(),
+            inputs: config.from.clone().into_iter().collect(),
             outputs: vec![port::CHUNKS.to_string()],
         }
     }
@@ -234,12 +232,7 @@ impl StageKind for ChunkKind {
         }
     }
 
-    fn build(
-        &self,
-        ctx: &BuildContext<'_>,
-        config: &serde_json::Value,
-    ) -> Result<Arc<dyn Stage>, String> {
-        let config: ChunkConfig = parse_config(config).map_err(|p| p.message)?;
+    fn build(&self, ctx: &BuildContext<'_>, config: ChunkConfig) -> Result<Arc<dyn Stage>, String> {
         let tokenizer = match config.by {
             Unit::Tokens => {
                 let dir: PathBuf = ctx.model_dir.clone().ok_or_else(|| {

@@ -8,8 +8,8 @@ use std::sync::{Arc, Mutex};
 use flow_engine::device::DeviceId;
 use flow_engine::memory::MemoryEstimate;
 use flow_engine::registry::{
-    parse_config, port, BuildContext, ConfigProblem, MemoryUsage, Output, Ports, Resources, Stage,
-    StageError, StageInput, StageKind, StageOutput,
+    port, BuildContext, ConfigProblem, MemoryUsage, Output, Ports, Resources, Settings, Stage,
+    StageError, StageInput, StageOutput, TypedKind,
 };
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -44,7 +44,14 @@ fn default_max_batch() -> usize {
 /// The `text.embed` kind.
 pub struct EmbedKind;
 
-impl StageKind for EmbedKind {
+/// `max_batch` only groups texts into forward passes.
+impl Settings for EmbedConfig {
+    const OPERATIONAL: &'static [&'static str] = &["max_batch"];
+}
+
+impl TypedKind for EmbedKind {
+    type Config = EmbedConfig;
+
     fn name(&self) -> &'static str {
         "text.embed"
     }
@@ -57,35 +64,29 @@ impl StageKind for EmbedKind {
         1
     }
 
-    fn config_schema(&self) -> serde_json::Value {
-        serde_json::to_value(schemars::schema_for!(EmbedConfig)).unwrap_or_default()
-    }
-
-    fn check(&self, config: &serde_json::Value) -> Vec<ConfigProblem> {
-        match parse_config::<EmbedConfig>(config) {
-            Ok(c) if c.max_batch == 0 => vec![ConfigProblem::new(
+    fn validate(&self, c: &EmbedConfig) -> Vec<ConfigProblem> {
+        let mut problems = Vec::new();
+        if c.max_batch == 0 {
+            problems.push(ConfigProblem::new(
                 &["max_batch"],
                 "`max_batch` must be at least 1",
-            )],
-            Ok(c)
-                if c.of
-                    .as_deref()
-                    .is_some_and(|o| o != "chunks" && o != "segments") =>
-            {
-                vec![ConfigProblem::new(
-                    &["of"],
-                    "`of` is `chunks` or `segments`",
-                )]
-            }
-            Ok(_) => Vec::new(),
-            Err(p) => vec![p.help("`text.embed` takes of (chunks, segments), max_batch")],
+            ));
         }
+        if c.of
+            .as_deref()
+            .is_some_and(|o| o != "chunks" && o != "segments")
+        {
+            problems.push(ConfigProblem::new(
+                &["of"],
+                "`of` is `chunks` or `segments`",
+            ));
+        }
+        problems
     }
 
-    fn ports(&self, config: &serde_json::Value) -> Ports {
-        let of = parse_config::<EmbedConfig>(config).ok().and_then(|c| c.of);
+    fn ports(&self, config: &EmbedConfig) -> Ports {
         Ports {
-            inputs: match of.as_deref() {
+            inputs: match config.of.as_deref() {
                 Some("chunks") => vec![port::CHUNKS.to_string()],
                 _ => Vec::new(),
             },
@@ -100,8 +101,8 @@ impl StageKind for EmbedKind {
         }
     }
 
-    fn memory_estimate(&self, config: &serde_json::Value) -> MemoryEstimate {
-        let batch = parse_config::<EmbedConfig>(config).map_or(32, |c| c.max_batch) as u64;
+    fn memory_estimate(&self, config: &EmbedConfig) -> MemoryEstimate {
+        let batch = config.max_batch as u64;
         // MiniLM-sized weights; activations of `max_batch` texts of up to
         // 256 tokens (12 heads × 256² scores dominate).
         MemoryEstimate {
@@ -112,12 +113,7 @@ impl StageKind for EmbedKind {
         }
     }
 
-    fn build(
-        &self,
-        ctx: &BuildContext<'_>,
-        config: &serde_json::Value,
-    ) -> Result<Arc<dyn Stage>, String> {
-        let config: EmbedConfig = parse_config(config).map_err(|p| p.message)?;
+    fn build(&self, ctx: &BuildContext<'_>, config: EmbedConfig) -> Result<Arc<dyn Stage>, String> {
         let model_dir = ctx.model_dir.clone().ok_or_else(|| {
             format!(
                 "stage `{}` needs an embedding model: add `model:` naming one under `models:`",

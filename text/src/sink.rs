@@ -5,8 +5,8 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use flow_engine::registry::{
-    parse_config, port, BuildContext, ConfigProblem, Output, Ports, Resources, Stage, StageError,
-    StageInput, StageKind, StageOutput,
+    port, BuildContext, ConfigProblem, Output, Ports, Resources, Settings, Stage, StageError,
+    StageInput, StageOutput, TypedKind,
 };
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -37,7 +37,11 @@ fn default_shard_rows() -> u64 {
 /// The `sink.embeddings` kind.
 pub struct EmbeddingsSinkKind;
 
-impl StageKind for EmbeddingsSinkKind {
+impl Settings for EmbeddingsSinkConfig {}
+
+impl TypedKind for EmbeddingsSinkKind {
+    type Config = EmbeddingsSinkConfig;
+
     fn name(&self) -> &'static str {
         "sink.embeddings"
     }
@@ -50,22 +54,17 @@ impl StageKind for EmbeddingsSinkKind {
         1
     }
 
-    fn config_schema(&self) -> serde_json::Value {
-        serde_json::to_value(schemars::schema_for!(EmbeddingsSinkConfig)).unwrap_or_default()
-    }
-
-    fn check(&self, config: &serde_json::Value) -> Vec<ConfigProblem> {
-        match parse_config::<EmbeddingsSinkConfig>(config) {
-            Ok(c) if c.shard_rows == 0 => vec![ConfigProblem::new(
+    fn validate(&self, c: &EmbeddingsSinkConfig) -> Vec<ConfigProblem> {
+        if c.shard_rows == 0 {
+            return vec![ConfigProblem::new(
                 &["shard_rows"],
                 "`shard_rows` must be at least 1",
-            )],
-            Ok(_) => Vec::new(),
-            Err(p) => vec![p.help("`sink.embeddings` takes dir, shard_rows")],
+            )];
         }
+        Vec::new()
     }
 
-    fn ports(&self, _config: &serde_json::Value) -> Ports {
+    fn ports(&self, _config: &EmbeddingsSinkConfig) -> Ports {
         Ports {
             inputs: vec![port::EMBEDDINGS.to_string()],
             outputs: Vec::new(),
@@ -79,9 +78,8 @@ impl StageKind for EmbeddingsSinkKind {
     fn build(
         &self,
         ctx: &BuildContext<'_>,
-        config: &serde_json::Value,
+        config: EmbeddingsSinkConfig,
     ) -> Result<Arc<dyn Stage>, String> {
-        let config: EmbeddingsSinkConfig = parse_config(config).map_err(|p| p.message)?;
         Ok(Arc::new(EmbeddingsSink {
             dir: ctx.workflow_dir.join(&config.dir),
             shard_rows: config.shard_rows,

@@ -20,8 +20,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use flow_engine::registry::{
-    parse_config, BuildContext, ConfigProblem, Output, Ports, Resources, Stage, StageError,
-    StageInput, StageKind, StageOutput,
+    BuildContext, ConfigProblem, Output, Ports, Resources, Settings, Stage, StageError, StageInput,
+    StageOutput, TypedKind,
 };
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -106,16 +106,21 @@ pub fn count(text: &str, config: &WordCountConfig) -> Counts {
     }
 }
 
-/// The hint for a malformed `with:` (the engine's default hint names the
-/// `flow` CLI, which does not know kinds registered elsewhere).
-const SETTINGS_HELP: &str =
-    "`text.wordcount` takes `top` (a count, default 5) and `lowercase` (default true)";
+/// Every setting of `text.wordcount` changes its result, so none is
+/// operational (a batching knob would be listed in `OPERATIONAL`, to keep
+/// it out of the cache key). Keys are computed from the settings with
+/// defaults filled in, so `with: {}` and `with: { top: 5 }` share results.
+impl Settings for WordCountConfig {}
 
 /// The `text.wordcount` stage kind: register it with
 /// `registry.register(WordCountKind)`.
 pub struct WordCountKind;
 
-impl StageKind for WordCountKind {
+/// A [`TypedKind`] gets its parsing, JSON Schema, settings help, checks of
+/// every key and cache-key parameters from `Config`.
+impl TypedKind for WordCountKind {
+    type Config = WordCountConfig;
+
     fn name(&self) -> &'static str {
         "text.wordcount"
     }
@@ -129,18 +134,9 @@ impl StageKind for WordCountKind {
         1
     }
 
-    fn config_schema(&self) -> serde_json::Value {
-        serde_json::to_value(schemars::schema_for!(WordCountConfig)).unwrap_or_default()
-    }
-
-    fn check(&self, config: &serde_json::Value) -> Vec<ConfigProblem> {
-        // Unknown keys and wrong types: parse_config names the key, and the
-        // engine points the diagnostic at it inside `with:`.
-        let config: WordCountConfig = match parse_config(config) {
-            Ok(config) => config,
-            Err(problem) => return vec![problem.help(SETTINGS_HELP)],
-        };
-        // Checks the types cannot express go here, at a path inside `with:`.
+    fn validate(&self, config: &WordCountConfig) -> Vec<ConfigProblem> {
+        // Unknown keys and wrong types are reported by the engine, each at
+        // its key inside `with:`. Checks the types cannot express go here.
         let mut problems = Vec::new();
         if config.top > 1000 {
             problems.push(
@@ -151,7 +147,7 @@ impl StageKind for WordCountKind {
         problems
     }
 
-    fn ports(&self, _config: &serde_json::Value) -> Ports {
+    fn ports(&self, _config: &WordCountConfig) -> Ports {
         // No input ports: the stage reads the item itself, not an upstream
         // output, so it may run with no `needs`.
         Ports {
@@ -170,22 +166,11 @@ impl StageKind for WordCountKind {
         }
     }
 
-    fn semantic_params(&self, config: &serde_json::Value) -> serde_json::Value {
-        // Every setting changes the result, but `with: {}` and
-        // `with: { top: 5 }` mean the same: key on the settings with their
-        // defaults filled in, so writing a default out keeps the cache.
-        match parse_config::<WordCountConfig>(config) {
-            Ok(config) => serde_json::to_value(config).unwrap_or_default(),
-            Err(_) => config.clone(),
-        }
-    }
-
     fn build(
         &self,
         _ctx: &BuildContext<'_>,
-        config: &serde_json::Value,
+        config: WordCountConfig,
     ) -> Result<Arc<dyn Stage>, String> {
-        let config: WordCountConfig = parse_config(config).map_err(|p| p.message)?;
         Ok(Arc::new(WordCount { config }))
     }
 }
@@ -294,6 +279,7 @@ mod tests {
 
     #[test]
     fn config_defaults_unknown_keys_and_cache_params() {
+        use flow_engine::registry::StageKind;
         let kind = WordCountKind;
         assert!(kind.check(&serde_json::Value::Null).is_empty());
         let problems = kind.check(&serde_json::json!({ "topp": 3 }));

@@ -115,7 +115,7 @@ fn unknown_setting_is_a_config_error() {
     let message = text(&output);
     assert!(message.contains("topp"), "{message}");
     assert!(
-        message.contains("takes `top`"),
+        message.contains("takes lowercase, top"),
         "the kind's help: {message}"
     );
     assert!(

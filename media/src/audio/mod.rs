@@ -15,8 +15,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use flow_engine::registry::{
-    parse_config, port, BuildContext, ConfigProblem, Output, Ports, Stage, StageError, StageInput,
-    StageKind, StageOutput,
+    port, BuildContext, ConfigProblem, Output, Ports, Settings, Stage, StageError, StageInput,
+    StageOutput, TypedKind,
 };
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -50,7 +50,11 @@ const RATES: std::ops::RangeInclusive<u32> = 1_000..=384_000;
 /// The `audio.decode` stage kind.
 pub struct AudioDecodeKind;
 
-impl StageKind for AudioDecodeKind {
+impl Settings for AudioDecodeConfig {}
+
+impl TypedKind for AudioDecodeKind {
+    type Config = AudioDecodeConfig;
+
     fn name(&self) -> &'static str {
         "audio.decode"
     }
@@ -63,17 +67,7 @@ impl StageKind for AudioDecodeKind {
         1
     }
 
-    fn config_schema(&self) -> serde_json::Value {
-        serde_json::to_value(schemars::schema_for!(AudioDecodeConfig)).unwrap_or_default()
-    }
-
-    fn check(&self, config: &serde_json::Value) -> Vec<ConfigProblem> {
-        let config: AudioDecodeConfig = match parse_config(config) {
-            Ok(config) => config,
-            Err(problem) => {
-                return vec![problem.help("`audio.decode` takes `sample_rate` (Hz, default 16000)")]
-            }
-        };
+    fn validate(&self, config: &AudioDecodeConfig) -> Vec<ConfigProblem> {
         if RATES.contains(&config.sample_rate) {
             return Vec::new();
         }
@@ -89,7 +83,7 @@ impl StageKind for AudioDecodeKind {
         .help("speech models expect 16000")]
     }
 
-    fn ports(&self, _config: &serde_json::Value) -> Ports {
+    fn ports(&self, _config: &AudioDecodeConfig) -> Ports {
         // No required input: the stage reads the item itself, or the
         // `media` output of a `media.fetch` stage among its `needs`.
         Ports {
@@ -98,19 +92,11 @@ impl StageKind for AudioDecodeKind {
         }
     }
 
-    fn semantic_params(&self, config: &serde_json::Value) -> serde_json::Value {
-        match parse_config::<AudioDecodeConfig>(config) {
-            Ok(config) => serde_json::to_value(config).unwrap_or_default(),
-            Err(_) => config.clone(),
-        }
-    }
-
     fn build(
         &self,
         _ctx: &BuildContext<'_>,
-        config: &serde_json::Value,
+        config: AudioDecodeConfig,
     ) -> Result<Arc<dyn Stage>, String> {
-        let config: AudioDecodeConfig = parse_config(config).map_err(|p| p.message)?;
         Ok(Arc::new(AudioDecode {
             rate: config.sample_rate,
         }))

@@ -15,8 +15,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use flow_engine::registry::{
-    parse_config, BuildContext, ConfigProblem, Output, Ports, Stage, StageError, StageInput,
-    StageKind, StageOutput,
+    BuildContext, ConfigProblem, Output, Ports, Settings, Stage, StageError, StageInput,
+    StageOutput, TypedKind,
 };
 use flow_engine::size::ByteSize;
 use schemars::JsonSchema;
@@ -65,7 +65,20 @@ fn default_max_size() -> ByteSize {
 /// The `media.fetch` stage kind.
 pub struct MediaFetchKind;
 
-impl StageKind for MediaFetchKind {
+/// `retries` and `max_size` decide whether a fetch succeeds, not what it
+/// produces; a checksum keys in lower case.
+impl Settings for MediaFetchConfig {
+    const OPERATIONAL: &'static [&'static str] = &["retries", "max_size"];
+
+    fn normalized(mut self) -> Self {
+        self.sha256 = self.sha256.map(|s| s.to_ascii_lowercase());
+        self
+    }
+}
+
+impl TypedKind for MediaFetchKind {
+    type Config = MediaFetchConfig;
+
     fn name(&self) -> &'static str {
         "media.fetch"
     }
@@ -78,19 +91,7 @@ impl StageKind for MediaFetchKind {
         1
     }
 
-    fn config_schema(&self) -> serde_json::Value {
-        serde_json::to_value(schemars::schema_for!(MediaFetchConfig)).unwrap_or_default()
-    }
-
-    fn check(&self, config: &serde_json::Value) -> Vec<ConfigProblem> {
-        let config: MediaFetchConfig = match parse_config(config) {
-            Ok(config) => config,
-            Err(problem) => {
-                return vec![problem.help(
-                "`media.fetch` takes `retries`, `max_size` (like `4GiB`), `sha256` and `yt_dlp`",
-            )]
-            }
-        };
+    fn validate(&self, config: &MediaFetchConfig) -> Vec<ConfigProblem> {
         let mut problems = Vec::new();
         if let Some(sum) = &config.sha256 {
             if sum.len() != 64 || !sum.chars().all(|c| c.is_ascii_hexdigit()) {
@@ -109,31 +110,18 @@ impl StageKind for MediaFetchKind {
         problems
     }
 
-    fn ports(&self, _config: &serde_json::Value) -> Ports {
+    fn ports(&self, _config: &MediaFetchConfig) -> Ports {
         Ports {
             inputs: Vec::new(),
             outputs: vec![MEDIA.to_string()],
         }
     }
 
-    fn semantic_params(&self, config: &serde_json::Value) -> serde_json::Value {
-        // `retries` and `max_size` decide whether a fetch succeeds, not
-        // what it produces.
-        match parse_config::<MediaFetchConfig>(config) {
-            Ok(config) => serde_json::json!({
-                "sha256": config.sha256.map(|s| s.to_ascii_lowercase()),
-                "yt_dlp": config.yt_dlp,
-            }),
-            Err(_) => config.clone(),
-        }
-    }
-
     fn build(
         &self,
         ctx: &BuildContext<'_>,
-        config: &serde_json::Value,
+        config: MediaFetchConfig,
     ) -> Result<Arc<dyn Stage>, String> {
-        let config: MediaFetchConfig = parse_config(config).map_err(|p| p.message)?;
         Ok(Arc::new(MediaFetch {
             downloads: ctx.state_dir.join("downloads"),
             config,

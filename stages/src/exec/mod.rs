@@ -11,11 +11,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use flow_engine::registry::{
-    parse_config, port, BuildContext, ConfigProblem, Output, Ports, Stage, StageError, StageInput,
-    StageKind, StageOutput,
+    port, BuildContext, ConfigProblem, Output, Ports, Settings, Stage, StageError, StageInput,
+    StageOutput, TypedKind,
 };
 use schemars::JsonSchema;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use template::Piece;
 
 /// Settings of an `exec` stage.
@@ -25,7 +25,7 @@ use template::Piece;
 ///   command: ["ffmpeg", "-i", "{input}", "{out}/audio.wav"]
 ///   output: audio
 /// ```
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ExecConfig {
     /// The program and its arguments. Placeholders: `{item}` (item id),
@@ -54,7 +54,11 @@ const STDERR_TAIL: u64 = 2000;
 /// The `exec` stage kind.
 pub struct ExecKind;
 
-impl StageKind for ExecKind {
+impl Settings for ExecConfig {}
+
+impl TypedKind for ExecKind {
+    type Config = ExecConfig;
+
     fn name(&self) -> &'static str {
         "exec"
     }
@@ -67,15 +71,7 @@ impl StageKind for ExecKind {
         1
     }
 
-    fn config_schema(&self) -> serde_json::Value {
-        serde_json::to_value(schemars::schema_for!(ExecConfig)).unwrap_or_default()
-    }
-
-    fn check(&self, config: &serde_json::Value) -> Vec<ConfigProblem> {
-        let config: ExecConfig = match parse_config(config) {
-            Ok(c) => c,
-            Err(problem) => return vec![problem],
-        };
+    fn validate(&self, config: &ExecConfig) -> Vec<ConfigProblem> {
         let mut problems = Vec::new();
         if config.command.is_empty() {
             problems.push(
@@ -91,13 +87,14 @@ impl StageKind for ExecKind {
         problems
     }
 
-    fn ports(&self, config: &serde_json::Value) -> Ports {
-        let Ok(config) = parse_config::<ExecConfig>(config) else {
-            return Ports {
-                inputs: Vec::new(),
-                outputs: vec![files()],
-            };
-        };
+    fn unconfigured_ports(&self) -> Ports {
+        Ports {
+            inputs: Vec::new(),
+            outputs: vec![files()],
+        }
+    }
+
+    fn ports(&self, config: &ExecConfig) -> Ports {
         let mut inputs: Vec<String> = Vec::new();
         for arg in &config.command {
             for piece in template::parse(arg).unwrap_or_default() {
@@ -110,20 +107,11 @@ impl StageKind for ExecKind {
         }
         Ports {
             inputs,
-            outputs: vec![config.output],
+            outputs: vec![config.output.clone()],
         }
     }
 
-    fn semantic_params(&self, config: &serde_json::Value) -> serde_json::Value {
-        config.clone()
-    }
-
-    fn build(
-        &self,
-        ctx: &BuildContext<'_>,
-        config: &serde_json::Value,
-    ) -> Result<Arc<dyn Stage>, String> {
-        let config: ExecConfig = parse_config(config).map_err(|p| p.message)?;
+    fn build(&self, ctx: &BuildContext<'_>, config: ExecConfig) -> Result<Arc<dyn Stage>, String> {
         let command = config
             .command
             .iter()

@@ -4,18 +4,17 @@ use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
 
 use flow_engine::registry::{
-    parse_config, BuildContext, ConfigProblem, Ports, Resources, Stage, StageError, StageInput,
-    StageKind, StageOutput,
+    BuildContext, Ports, Resources, Settings, Stage, StageError, StageInput, StageOutput, TypedKind,
 };
 use schemars::JsonSchema;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// Settings of a `sink.files` stage.
 ///
 /// ```yaml
 /// with: { dir: out, copy_files: true }
 /// ```
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FilesSinkConfig {
     /// The folder to write to, relative to the workflow file. Each item gets
@@ -29,7 +28,11 @@ pub struct FilesSinkConfig {
 /// The `sink.files` stage kind.
 pub struct FilesSinkKind;
 
-impl StageKind for FilesSinkKind {
+impl Settings for FilesSinkConfig {}
+
+impl TypedKind for FilesSinkKind {
+    type Config = FilesSinkConfig;
+
     fn name(&self) -> &'static str {
         "sink.files"
     }
@@ -42,18 +45,7 @@ impl StageKind for FilesSinkKind {
         1
     }
 
-    fn config_schema(&self) -> serde_json::Value {
-        serde_json::to_value(schemars::schema_for!(FilesSinkConfig)).unwrap_or_default()
-    }
-
-    fn check(&self, config: &serde_json::Value) -> Vec<ConfigProblem> {
-        parse_config::<FilesSinkConfig>(config)
-            .err()
-            .into_iter()
-            .collect()
-    }
-
-    fn ports(&self, _config: &serde_json::Value) -> Ports {
+    fn ports(&self, _config: &FilesSinkConfig) -> Ports {
         Ports::default()
     }
 
@@ -67,9 +59,8 @@ impl StageKind for FilesSinkKind {
     fn build(
         &self,
         ctx: &BuildContext<'_>,
-        config: &serde_json::Value,
+        config: FilesSinkConfig,
     ) -> Result<Arc<dyn Stage>, String> {
-        let config: FilesSinkConfig = parse_config(config).map_err(|p| p.message)?;
         Ok(Arc::new(FilesSink {
             dir: ctx.workflow_dir.join(&config.dir),
             copy_files: config.copy_files,

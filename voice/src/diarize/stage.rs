@@ -10,8 +10,8 @@
 use std::sync::Arc;
 
 use flow_engine::registry::{
-    parse_config, port, BuildContext, ConfigProblem, Output, Ports, Resources, Stage, StageError,
-    StageInput, StageKind, StageOutput,
+    port, BuildContext, ConfigProblem, Output, Ports, Resources, Settings, Stage, StageError,
+    StageInput, StageOutput, TypedKind,
 };
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -94,7 +94,11 @@ impl DiarizeConfig {
 /// The `speaker.diarize` kind.
 pub struct DiarizeKind;
 
-impl StageKind for DiarizeKind {
+impl Settings for DiarizeConfig {}
+
+impl TypedKind for DiarizeKind {
+    type Config = DiarizeConfig;
+
     fn name(&self) -> &'static str {
         "speaker.diarize"
     }
@@ -107,19 +111,7 @@ impl StageKind for DiarizeKind {
         1
     }
 
-    fn config_schema(&self) -> serde_json::Value {
-        serde_json::to_value(schemars::schema_for!(DiarizeConfig)).unwrap_or_default()
-    }
-
-    fn check(&self, config: &serde_json::Value) -> Vec<ConfigProblem> {
-        let c = match parse_config::<DiarizeConfig>(config) {
-            Ok(c) => c,
-            Err(p) => {
-                return vec![p.help(
-                    "`speaker.diarize` takes speakers, threshold, min_speaker_seconds, fill_gap, target, target_threshold, margin",
-                )]
-            }
-        };
+    fn validate(&self, c: &DiarizeConfig) -> Vec<ConfigProblem> {
         let mut out = Vec::new();
         if c.speakers == Some(0) {
             out.push(
@@ -153,7 +145,7 @@ impl StageKind for DiarizeKind {
         out
     }
 
-    fn ports(&self, _config: &serde_json::Value) -> Ports {
+    fn ports(&self, _config: &DiarizeConfig) -> Ports {
         Ports {
             inputs: vec![
                 port::TRANSCRIPT.to_string(),
@@ -173,9 +165,8 @@ impl StageKind for DiarizeKind {
     fn build(
         &self,
         ctx: &BuildContext<'_>,
-        config: &serde_json::Value,
+        config: DiarizeConfig,
     ) -> Result<Arc<dyn Stage>, String> {
-        let config: DiarizeConfig = parse_config(config).map_err(|p| p.message)?;
         let profile = config.target.as_ref().map(|t| {
             let path = resolve(t, ctx.workflow_dir);
             let name = path

@@ -8,8 +8,8 @@ use std::sync::{Arc, Mutex};
 use flow_engine::device::DeviceId;
 use flow_engine::memory::MemoryEstimate;
 use flow_engine::registry::{
-    parse_config, port, BuildContext, ConfigProblem, MemoryUsage, Output, Ports, Resources, Stage,
-    StageError, StageInput, StageKind, StageOutput,
+    port, BuildContext, ConfigProblem, MemoryUsage, Output, Ports, Resources, Settings, Stage,
+    StageError, StageInput, StageOutput, TypedKind,
 };
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -84,8 +84,6 @@ impl Default for SpeakerEmbedConfig {
     }
 }
 
-const HELP: &str = "`speaker.embed` takes windows (fixed, regions), window, hop, min_duration";
-
 fn problems(c: &SpeakerEmbedConfig) -> Vec<ConfigProblem> {
     let mut out = Vec::new();
     let positive = |v: f64| v.is_finite() && v > 0.0;
@@ -113,7 +111,11 @@ fn problems(c: &SpeakerEmbedConfig) -> Vec<ConfigProblem> {
 /// The `speaker.embed` kind.
 pub struct SpeakerEmbedKind;
 
-impl StageKind for SpeakerEmbedKind {
+impl Settings for SpeakerEmbedConfig {}
+
+impl TypedKind for SpeakerEmbedKind {
+    type Config = SpeakerEmbedConfig;
+
     fn name(&self) -> &'static str {
         "speaker.embed"
     }
@@ -126,20 +128,12 @@ impl StageKind for SpeakerEmbedKind {
         1
     }
 
-    fn config_schema(&self) -> serde_json::Value {
-        serde_json::to_value(schemars::schema_for!(SpeakerEmbedConfig)).unwrap_or_default()
+    fn validate(&self, config: &SpeakerEmbedConfig) -> Vec<ConfigProblem> {
+        problems(config)
     }
 
-    fn check(&self, config: &serde_json::Value) -> Vec<ConfigProblem> {
-        match parse_config::<SpeakerEmbedConfig>(config) {
-            Ok(c) => problems(&c),
-            Err(p) => vec![p.help(HELP)],
-        }
-    }
-
-    fn ports(&self, config: &serde_json::Value) -> Ports {
-        let windows = parse_config::<SpeakerEmbedConfig>(config)
-            .map_or_else(|_| EmbedWindows::Fixed, |c| c.windows);
+    fn ports(&self, config: &SpeakerEmbedConfig) -> Ports {
+        let windows = config.windows;
         let mut inputs = vec![port::AUDIO.to_string()];
         if windows == EmbedWindows::Regions {
             inputs.push(port::SPEECH_REGIONS.to_string());
@@ -157,7 +151,7 @@ impl StageKind for SpeakerEmbedKind {
         }
     }
 
-    fn memory_estimate(&self, _config: &serde_json::Value) -> MemoryEstimate {
+    fn memory_estimate(&self, _config: &SpeakerEmbedConfig) -> MemoryEstimate {
         // 1.4 M weights. A pass holds up to 256 partials: the input
         // projection (160 × 256 × 1024 f32, 168 MB), a layer's outputs
         // (42 MB) and per-step temporaries. Per item: its mel frames and
@@ -173,9 +167,8 @@ impl StageKind for SpeakerEmbedKind {
     fn build(
         &self,
         ctx: &BuildContext<'_>,
-        config: &serde_json::Value,
+        config: SpeakerEmbedConfig,
     ) -> Result<Arc<dyn Stage>, String> {
-        let config: SpeakerEmbedConfig = parse_config(config).map_err(|p| p.message)?;
         if let Some(p) = problems(&config).into_iter().next() {
             return Err(p.message);
         }

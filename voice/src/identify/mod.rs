@@ -19,8 +19,8 @@
 use std::sync::Arc;
 
 use flow_engine::registry::{
-    parse_config, port, BuildContext, ConfigProblem, Output, Ports, Resources, Stage, StageError,
-    StageInput, StageKind, StageOutput,
+    port, BuildContext, ConfigProblem, Output, Ports, Resources, Settings, Stage, StageError,
+    StageInput, StageOutput, TypedKind,
 };
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -207,7 +207,11 @@ fn members(voice: &VoiceWindows, chosen: &[usize], seg: &Segment) -> Vec<usize> 
 /// The `speaker.identify` kind.
 pub struct IdentifyKind;
 
-impl StageKind for IdentifyKind {
+impl Settings for IdentifyConfig {}
+
+impl TypedKind for IdentifyKind {
+    type Config = IdentifyConfig;
+
     fn name(&self) -> &'static str {
         "speaker.identify"
     }
@@ -220,41 +224,30 @@ impl StageKind for IdentifyKind {
         1
     }
 
-    fn config_schema(&self) -> serde_json::Value {
-        serde_json::to_value(schemars::schema_for!(IdentifyConfig)).unwrap_or_default()
-    }
-
-    fn check(&self, config: &serde_json::Value) -> Vec<ConfigProblem> {
-        match parse_config::<IdentifyConfig>(config) {
-            Ok(c) => {
-                let mut out = Vec::new();
-                if !(-1.0..=1.0).contains(&c.threshold) {
-                    out.push(ConfigProblem::new(
-                        &["threshold"],
-                        "`threshold` is a cosine, between -1 and 1",
-                    ));
-                }
-                if !(0.0..=2.0).contains(&c.margin) {
-                    out.push(ConfigProblem::new(
-                        &["margin"],
-                        "`margin` is a cosine difference, between 0 and 2",
-                    ));
-                }
-                if c.target.trim().is_empty() {
-                    out.push(
-                        ConfigProblem::new(&["target"], "`target` is empty")
-                            .help("name an enrolled speaker (`flow enroll NAME AUDIO...`)"),
-                    );
-                }
-                out
-            }
-            Err(p) => vec![p.help(
-                "`speaker.identify` takes target (a profile name or path), threshold, margin",
-            )],
+    fn validate(&self, c: &IdentifyConfig) -> Vec<ConfigProblem> {
+        let mut out = Vec::new();
+        if !(-1.0..=1.0).contains(&c.threshold) {
+            out.push(ConfigProblem::new(
+                &["threshold"],
+                "`threshold` is a cosine, between -1 and 1",
+            ));
         }
+        if !(0.0..=2.0).contains(&c.margin) {
+            out.push(ConfigProblem::new(
+                &["margin"],
+                "`margin` is a cosine difference, between 0 and 2",
+            ));
+        }
+        if c.target.trim().is_empty() {
+            out.push(
+                ConfigProblem::new(&["target"], "`target` is empty")
+                    .help("name an enrolled speaker (`flow enroll NAME AUDIO...`)"),
+            );
+        }
+        out
     }
 
-    fn ports(&self, _config: &serde_json::Value) -> Ports {
+    fn ports(&self, _config: &IdentifyConfig) -> Ports {
         Ports {
             inputs: vec![
                 port::TRANSCRIPT.to_string(),
@@ -274,9 +267,8 @@ impl StageKind for IdentifyKind {
     fn build(
         &self,
         ctx: &BuildContext<'_>,
-        config: &serde_json::Value,
+        config: IdentifyConfig,
     ) -> Result<Arc<dyn Stage>, String> {
-        let config: IdentifyConfig = parse_config(config).map_err(|p| p.message)?;
         let path = resolve(&config.target, ctx.workflow_dir);
         let profile = VoiceProfile::load(&path).map_err(|e| e.to_string());
         let target = path

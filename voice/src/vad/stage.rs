@@ -7,8 +7,8 @@ use flow_backend::Compute;
 use flow_engine::device::DeviceId;
 use flow_engine::memory::MemoryEstimate;
 use flow_engine::registry::{
-    parse_config, port, BuildContext, ConfigProblem, MemoryUsage, Output, Ports, Resources, Stage,
-    StageError, StageInput, StageKind, StageOutput,
+    port, BuildContext, ConfigProblem, MemoryUsage, Output, Ports, Resources, Settings, Stage,
+    StageError, StageInput, StageOutput, TypedKind,
 };
 
 use super::any::AnyVad;
@@ -16,10 +16,6 @@ use super::timestamps::{speech_regions, SpeechParams, SAMPLE_RATE};
 
 /// The `vad.silero` kind. Its `with:` settings are [`SpeechParams`].
 pub struct SileroKind;
-
-const HELP: &str = "`vad.silero` takes threshold, neg_threshold, min_speech_duration_ms, \
-max_speech_duration_s, min_silence_duration_ms, speech_pad_ms, min_silence_at_max_speech_ms, \
-use_max_poss_sil_at_max_speech";
 
 /// Problems in valid-typed settings.
 fn problems(p: &SpeechParams) -> Vec<ConfigProblem> {
@@ -58,7 +54,18 @@ fn problems(p: &SpeechParams) -> Vec<ConfigProblem> {
     out
 }
 
-impl StageKind for SileroKind {
+/// Every setting changes the regions; `neg_threshold` keys with its
+/// default (`threshold - 0.15`) written out.
+impl Settings for SpeechParams {
+    fn normalized(mut self) -> Self {
+        self.neg_threshold = Some(self.neg_threshold());
+        self
+    }
+}
+
+impl TypedKind for SileroKind {
+    type Config = SpeechParams;
+
     fn name(&self) -> &'static str {
         "vad.silero"
     }
@@ -71,18 +78,11 @@ impl StageKind for SileroKind {
         1
     }
 
-    fn config_schema(&self) -> serde_json::Value {
-        serde_json::to_value(schemars::schema_for!(SpeechParams)).unwrap_or_default()
+    fn validate(&self, params: &SpeechParams) -> Vec<ConfigProblem> {
+        problems(params)
     }
 
-    fn check(&self, config: &serde_json::Value) -> Vec<ConfigProblem> {
-        match parse_config::<SpeechParams>(config) {
-            Ok(p) => problems(&p),
-            Err(p) => vec![p.help(HELP)],
-        }
-    }
-
-    fn ports(&self, _config: &serde_json::Value) -> Ports {
+    fn ports(&self, _config: &SpeechParams) -> Ports {
         Ports {
             inputs: vec![port::AUDIO.to_string()],
             outputs: vec![port::SPEECH_REGIONS.to_string()],
@@ -96,7 +96,7 @@ impl StageKind for SileroKind {
         }
     }
 
-    fn memory_estimate(&self, _config: &serde_json::Value) -> MemoryEstimate {
+    fn memory_estimate(&self, _config: &SpeechParams) -> MemoryEstimate {
         // The weights file is 1.2 MB; the convolutions unrolled into dense
         // matrices make 2.8 MB on the device (`fixed` covers the extra).
         // Working memory is bounded by the chunk of 1024 frames encoded at
@@ -112,9 +112,8 @@ impl StageKind for SileroKind {
     fn build(
         &self,
         ctx: &BuildContext<'_>,
-        config: &serde_json::Value,
+        params: SpeechParams,
     ) -> Result<Arc<dyn Stage>, String> {
-        let params: SpeechParams = parse_config(config).map_err(|p| p.message)?;
         if let Some(p) = problems(&params).into_iter().next() {
             return Err(p.message);
         }

@@ -72,6 +72,15 @@ fn yes() -> bool {
     true
 }
 
+impl SpeechParams {
+    /// `neg_threshold`, or silero's default: `threshold - 0.15`, at least
+    /// 0.01.
+    pub fn neg_threshold(&self) -> f64 {
+        self.neg_threshold
+            .unwrap_or((self.threshold - 0.15).max(0.01))
+    }
+}
+
 impl Default for SpeechParams {
     fn default() -> Self {
         Self {
@@ -131,7 +140,7 @@ pub fn speech_samples(probs: &[f32], samples: usize, p: &SpeechParams) -> Vec<Sa
     let min_silence = ms(p.min_silence_duration_ms);
     let min_silence_at_max = ms(p.min_silence_at_max_speech_ms);
     let threshold = p.threshold;
-    let neg_threshold = p.neg_threshold.unwrap_or((threshold - 0.15).max(0.01));
+    let neg_threshold = p.neg_threshold();
 
     let mut triggered = false;
     let mut speeches: Vec<SampleRegion> = Vec::new();

@@ -16,6 +16,9 @@ use crate::device::DeviceId;
 use crate::items::Item;
 use crate::spec::StageSpec;
 
+mod typed;
+pub use typed::{semantic, Settings, TypedKind};
+
 /// Port types that built-in kinds use. Any string is a valid port type;
 /// these are the ones shared between kinds.
 pub mod port {
