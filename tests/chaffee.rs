@@ -260,6 +260,65 @@ fn every_clip_is_transcribed_labelled_and_embedded() {
     }
 }
 
+/// `(done, reused)` per stage, from the `stage ID: N done (M reused)` lines
+/// that `flow run` writes to stderr.
+fn stage_counts(stderr: &str) -> std::collections::BTreeMap<String, (usize, usize)> {
+    stderr
+        .lines()
+        .filter_map(|line| {
+            let rest = line.strip_prefix("stage ")?;
+            let (id, rest) = rest.split_once(": ")?;
+            let (done, rest) = rest.split_once(" done (")?;
+            let (reused, _) = rest.split_once(" reused)")?;
+            Some((id.to_string(), (done.parse().ok()?, reused.parse().ok()?)))
+        })
+        .collect()
+}
+
+#[test]
+fn batching_knobs_and_written_defaults_reuse_every_result() {
+    let dir = workspace(&["ketones.wav"]);
+    let run = |sets: &[&str]| {
+        let mut args = vec!["run", WORKFLOW];
+        for set in sets {
+            args.extend(["--set", set]);
+        }
+        let output = run_in(dir.path(), &args);
+        let (stdout, stderr) = text(&output);
+        assert_eq!(output.status.code(), Some(0), "{stdout}\n{stderr}");
+        stage_counts(&stderr)
+    };
+    let first = run(&[]);
+    assert_eq!(first["asr"], (1, 0), "{first:?}");
+
+    // Windows per pass, texts per pass and a default written out: the
+    // same results, so none is computed again.
+    let same = run(&[
+        "stages.asr.with.max_windows=2",
+        "stages.asr.with.language=en",
+        "stages.embed.with.max_batch=4",
+        "stages.chunk.with.split_on_speaker=false",
+    ]);
+    for (stage, (done, reused)) in &same {
+        if !["database", "subtitles"].contains(&stage.as_str()) {
+            assert_eq!((*done, *reused), (1, 1), "{stage}: {same:?}");
+        }
+    }
+
+    // A different language recomputes the transcript and what follows it,
+    // not the speech regions before it.
+    let language = run(&["stages.asr.with.language=de"]);
+    assert_eq!(language["vad"], (1, 1), "{language:?}");
+    assert_eq!(language["asr"], (1, 0), "{language:?}");
+    assert_eq!(language["chunk"], (1, 0), "{language:?}");
+
+    // So does a threshold, from its stage on.
+    let threshold = run(&["stages.vad.with.threshold=0.6"]);
+    assert_eq!(threshold["decode"], (1, 1), "{threshold:?}");
+    assert_eq!(threshold["vad"], (1, 0), "{threshold:?}");
+    assert_eq!(threshold["asr"], (1, 0), "{threshold:?}");
+}
+
 #[test]
 fn search_finds_the_clip_a_question_is_about() {
     let dir = reference().dir.path();
