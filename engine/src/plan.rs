@@ -73,6 +73,9 @@ pub struct Placement {
     pub footprint: Footprint,
     /// Why it was placed there, for `flow plan`.
     pub why: String,
+    /// `device: auto` chose the device (rather than the workflow pinning it).
+    #[serde(skip)]
+    pub auto: bool,
     /// A fallback target: it runs only for items whose primary stage gave
     /// up, so it has no `Run` node of its own.
     pub standby: bool,

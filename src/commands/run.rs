@@ -95,7 +95,7 @@ pub(super) fn start(
         }
     }
     for (stage, p) in plan.placements.iter().enumerate() {
-        if p.why.starts_with("auto:") && p.device == flow_engine::device::DeviceId::Cpu {
+        if p.auto && p.device == flow_engine::device::DeviceId::Cpu {
             eprintln!(
                 "note: stage `{}` runs on the CPU ({})",
                 workflow.stages[stage].id, p.why

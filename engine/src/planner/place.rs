@@ -64,6 +64,8 @@ pub(super) fn place(
     if !errors.is_empty() {
         return Err(errors);
     }
+    // Stages left for `auto` to place (the rest were pinned above).
+    let auto: Vec<bool> = chosen.iter().map(Option::is_none).collect();
     for (i, stage) in workflow.stages.iter().enumerate() {
         if chosen[i].is_some() {
             continue;
@@ -113,6 +115,7 @@ pub(super) fn place(
         .enumerate()
         .map(|(i, c)| {
             let (device, why) = c.unwrap_or((DeviceId::Cpu, String::new()));
+            let auto = auto[i];
             let (min, _, _) = batch_bounds(workflow, i);
             Placement {
                 device,
@@ -120,6 +123,7 @@ pub(super) fn place(
                 min_batch: min,
                 footprint: footprints[i],
                 why,
+                auto,
                 standby: standby.contains(&i),
             }
         })
