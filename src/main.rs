@@ -1,5 +1,7 @@
 //! `flow`: a declarative workflow engine for GPU media jobs.
 
+#![deny(unsafe_op_in_unsafe_fn)]
+
 mod cli;
 mod commands;
 mod errors;

@@ -12,6 +12,8 @@
 //! [`with_backend!`] macro runs such code on the backend a [`Compute`]
 //! names.
 
+#![deny(unsafe_op_in_unsafe_fn)]
+
 pub mod compute;
 pub mod kernels;
 pub mod pools;

@@ -6,6 +6,8 @@
 //! workflow.yaml ─▶ spec::load ─▶ Workflow (DAG) ─▶ Plan ─▶ exec::execute ─▶ state
 //! ```
 
+#![deny(unsafe_op_in_unsafe_fn)]
+
 pub mod cache_key;
 pub mod device;
 pub mod diag;

@@ -10,6 +10,8 @@
 //!
 //! Register both with [`register`]. See `docs/media.md`.
 
+#![deny(unsafe_op_in_unsafe_fn)]
+
 pub mod audio;
 pub mod fetch;
 mod tools;

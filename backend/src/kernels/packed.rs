@@ -159,52 +159,55 @@ impl Packed {
         start: Start,
         bias: Option<&[f32]>,
     ) {
-        let (k, n) = (self.k, self.n);
-        let base = self.lines.as_ptr().cast::<f32>();
-        if k == 0 {
-            // No depth block to carry the bias: store or add it alone.
-            let zero = [0.0f32; NR];
-            for p in panels {
-                let cols = (n - p * NR).min(NR);
-                let b = bias.map_or(zero.as_ptr(), |b| b.as_ptr().add(p * NR));
-                for i in rows.clone() {
-                    let c = out.0.add(i * n + p * NR);
-                    for j in 0..cols {
-                        let old = if start == Start::Add { *c.add(j) } else { 0.0 };
-                        *c.add(j) = old + *b.add(j);
+        // SAFETY: the caller upholds this function's contract (above).
+        unsafe {
+            let (k, n) = (self.k, self.n);
+            let base = self.lines.as_ptr().cast::<f32>();
+            if k == 0 {
+                // No depth block to carry the bias: store or add it alone.
+                let zero = [0.0f32; NR];
+                for p in panels {
+                    let cols = (n - p * NR).min(NR);
+                    let b = bias.map_or(zero.as_ptr(), |b| b.as_ptr().add(p * NR));
+                    for i in rows.clone() {
+                        let c = out.0.add(i * n + p * NR);
+                        for j in 0..cols {
+                            let old = if start == Start::Add { *c.add(j) } else { 0.0 };
+                            *c.add(j) = old + *b.add(j);
+                        }
                     }
                 }
+                return;
             }
-            return;
-        }
-        for k0 in (0..k).step_by(KC) {
-            let kc = KC.min(k - k0);
-            let first = k0 == 0;
-            let how = if first { start } else { Start::Add };
-            for i0 in rows.clone().step_by(MC) {
-                let i1 = (i0 + MC).min(rows.end);
-                for p in panels.clone() {
-                    let cols = (n - p * NR).min(NR);
-                    let b = base.add((p * k + k0) * NR);
-                    let bias = match bias {
-                        Some(bias) if first => bias.as_ptr().add(p * NR),
-                        _ => std::ptr::null(),
-                    };
-                    let tile = Tile {
-                        c: std::ptr::null_mut(),
-                        ldc: n,
-                        cols,
-                        bias,
-                        how,
-                    };
-                    for i in (i0..i1).step_by(MR) {
-                        let m = MR.min(i1 - i);
-                        let a = x.as_ptr().add(i * k + k0);
-                        let tile = Tile {
-                            c: out.0.add(i * n + p * NR),
-                            ..tile
+            for k0 in (0..k).step_by(KC) {
+                let kc = KC.min(k - k0);
+                let first = k0 == 0;
+                let how = if first { start } else { Start::Add };
+                for i0 in rows.clone().step_by(MC) {
+                    let i1 = (i0 + MC).min(rows.end);
+                    for p in panels.clone() {
+                        let cols = (n - p * NR).min(NR);
+                        let b = base.add((p * k + k0) * NR);
+                        let bias = match bias {
+                            Some(bias) if first => bias.as_ptr().add(p * NR),
+                            _ => std::ptr::null(),
                         };
-                        micro(m, kc, a, k, b, &tile);
+                        let tile = Tile {
+                            c: std::ptr::null_mut(),
+                            ldc: n,
+                            cols,
+                            bias,
+                            how,
+                        };
+                        for i in (i0..i1).step_by(MR) {
+                            let m = MR.min(i1 - i);
+                            let a = x.as_ptr().add(i * k + k0);
+                            let tile = Tile {
+                                c: out.0.add(i * n + p * NR),
+                                ..tile
+                            };
+                            micro(m, kc, a, k, b, &tile);
+                        }
                     }
                 }
             }
@@ -221,7 +224,8 @@ impl Packed {
         _: Start,
         _: Option<&[f32]>,
     ) {
-        unreachable!("available() is false off x86-64")
+        // SAFETY: the caller upholds this function's contract (above).
+        unsafe { unreachable!("available() is false off x86-64") }
     }
 }
 
@@ -258,15 +262,18 @@ unsafe impl Sync for SharedOut {}
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 unsafe fn micro(m: usize, kc: usize, a: *const f32, lda: usize, b: *const f32, tile: &Tile) {
-    match m {
-        8 => kernel::<8>(kc, a, lda, b, tile),
-        7 => kernel::<7>(kc, a, lda, b, tile),
-        6 => kernel::<6>(kc, a, lda, b, tile),
-        5 => kernel::<5>(kc, a, lda, b, tile),
-        4 => kernel::<4>(kc, a, lda, b, tile),
-        3 => kernel::<3>(kc, a, lda, b, tile),
-        2 => kernel::<2>(kc, a, lda, b, tile),
-        _ => kernel::<1>(kc, a, lda, b, tile),
+    // SAFETY: the caller upholds this function's contract (above).
+    unsafe {
+        match m {
+            8 => kernel::<8>(kc, a, lda, b, tile),
+            7 => kernel::<7>(kc, a, lda, b, tile),
+            6 => kernel::<6>(kc, a, lda, b, tile),
+            5 => kernel::<5>(kc, a, lda, b, tile),
+            4 => kernel::<4>(kc, a, lda, b, tile),
+            3 => kernel::<3>(kc, a, lda, b, tile),
+            2 => kernel::<2>(kc, a, lda, b, tile),
+            _ => kernel::<1>(kc, a, lda, b, tile),
+        }
     }
 }
 
@@ -281,43 +288,46 @@ unsafe fn micro(m: usize, kc: usize, a: *const f32, lda: usize, b: *const f32, t
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 unsafe fn kernel<const M: usize>(kc: usize, a: *const f32, lda: usize, b: *const f32, tile: &Tile) {
-    use std::arch::x86_64::*;
-    let mut acc = [[_mm512_setzero_ps(); 2]; M];
-    for kk in 0..kc {
-        let b0 = _mm512_load_ps(b.add(kk * NR));
-        let b1 = _mm512_load_ps(b.add(kk * NR + 16));
-        for (i, row) in acc.iter_mut().enumerate() {
-            let ai = _mm512_set1_ps(*a.add(i * lda + kk));
-            row[0] = _mm512_fmadd_ps(ai, b0, row[0]);
-            row[1] = _mm512_fmadd_ps(ai, b1, row[1]);
+    // SAFETY: the caller upholds this function's contract (above).
+    unsafe {
+        use std::arch::x86_64::*;
+        let mut acc = [[_mm512_setzero_ps(); 2]; M];
+        for kk in 0..kc {
+            let b0 = _mm512_load_ps(b.add(kk * NR));
+            let b1 = _mm512_load_ps(b.add(kk * NR + 16));
+            for (i, row) in acc.iter_mut().enumerate() {
+                let ai = _mm512_set1_ps(*a.add(i * lda + kk));
+                row[0] = _mm512_fmadd_ps(ai, b0, row[0]);
+                row[1] = _mm512_fmadd_ps(ai, b1, row[1]);
+            }
         }
-    }
-    let Tile {
-        c,
-        ldc,
-        cols,
-        bias,
-        how,
-    } = *tile;
-    let lanes = |n: usize| -> __mmask16 { ((1u32 << n.min(16)) - 1) as __mmask16 };
-    let (m0, m1) = (lanes(cols), lanes(cols.saturating_sub(16)));
-    let (bias0, bias1) = if bias.is_null() {
-        (_mm512_setzero_ps(), _mm512_setzero_ps())
-    } else {
-        (
-            _mm512_maskz_loadu_ps(m0, bias),
-            _mm512_maskz_loadu_ps(m1, bias.add(16)),
-        )
-    };
-    for (i, row) in acc.iter().enumerate() {
-        let ci = c.add(i * ldc);
-        let (mut v0, mut v1) = (_mm512_add_ps(row[0], bias0), _mm512_add_ps(row[1], bias1));
-        if how == Start::Add {
-            v0 = _mm512_add_ps(v0, _mm512_maskz_loadu_ps(m0, ci));
-            v1 = _mm512_add_ps(v1, _mm512_maskz_loadu_ps(m1, ci.add(16)));
+        let Tile {
+            c,
+            ldc,
+            cols,
+            bias,
+            how,
+        } = *tile;
+        let lanes = |n: usize| -> __mmask16 { ((1u32 << n.min(16)) - 1) as __mmask16 };
+        let (m0, m1) = (lanes(cols), lanes(cols.saturating_sub(16)));
+        let (bias0, bias1) = if bias.is_null() {
+            (_mm512_setzero_ps(), _mm512_setzero_ps())
+        } else {
+            (
+                _mm512_maskz_loadu_ps(m0, bias),
+                _mm512_maskz_loadu_ps(m1, bias.add(16)),
+            )
+        };
+        for (i, row) in acc.iter().enumerate() {
+            let ci = c.add(i * ldc);
+            let (mut v0, mut v1) = (_mm512_add_ps(row[0], bias0), _mm512_add_ps(row[1], bias1));
+            if how == Start::Add {
+                v0 = _mm512_add_ps(v0, _mm512_maskz_loadu_ps(m0, ci));
+                v1 = _mm512_add_ps(v1, _mm512_maskz_loadu_ps(m1, ci.add(16)));
+            }
+            _mm512_mask_storeu_ps(ci, m0, v0);
+            _mm512_mask_storeu_ps(ci.add(16), m1, v1);
         }
-        _mm512_mask_storeu_ps(ci, m0, v0);
-        _mm512_mask_storeu_ps(ci.add(16), m1, v1);
     }
 }
 
@@ -328,7 +338,15 @@ mod tests {
     #[test]
     fn products_match_the_definition_at_ragged_shapes() {
         if !available() {
-            eprintln!("skipped: no AVX-512F on this CPU");
+            // Without AVX-512F the kernel must refuse, never run: what a
+            // CPU without it can check. (gemm.rs's tests cover the path
+            // that such CPUs take instead.)
+            let packed = Packed::new(&[1.0; 4], 2, 2);
+            let refused = std::panic::catch_unwind(|| {
+                let mut y = [0.0; 2];
+                packed.multiply_add(&[1.0, 1.0], 1, &mut y);
+            });
+            assert!(refused.is_err(), "the packed kernel ran without AVX-512F");
             return;
         }
         for &(rows, k, n) in &[
