@@ -40,8 +40,10 @@ if [ "${GPU_CHECK_TESTS:-1}" = 1 ]; then
       # Every test binary with Vulkan checks, Whisper's (ignored in the
       # default run: minutes on lavapipe) included.
       FLOW_REQUIRE_VULKAN=1 cargo test --workspace --locked --test vulkan --test worker -- --include-ignored --nocapture 2>&1 \
-        | tee /dev/stderr | grep -E '^vulkan|GE2E cosine|max \|p|identical segments|WER|pool|leak reported|ladder|  (clear_cache|shrink_batch|device):' >>"$table" || true
-      FLOW_REQUIRE_VULKAN=1 cargo test --workspace --locked --test reference -- vulkan --nocapture 2>&1 \
+        | tee /dev/stderr | grep -E '^vulkan|pool|leak reported|ladder|  (clear_cache|shrink_batch|device):' >>"$table" || true
+      FLOW_REQUIRE_VULKAN=1 cargo test --workspace --locked --test asr_tests --test voice_tests -- --include-ignored vulkan:: --nocapture 2>&1 \
+        | tee /dev/stderr | grep -E '^vulkan|GE2E cosine|max \|p|identical segments|WER' >>"$table" || true
+      FLOW_REQUIRE_VULKAN=1 cargo test --workspace --locked --test text_tests -- vulkan --nocapture 2>&1 \
         | tee /dev/stderr | grep -E 'worst cosine' >>"$table" || true
       ;;
     *)

@@ -7,7 +7,7 @@
 //! `scripts/bert_family_reference.py`, which documents the weights'
 //! formula).
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::path::Path;

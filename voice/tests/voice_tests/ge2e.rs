@@ -3,7 +3,7 @@
 //! silence trimming), speaker separation, batching, the mel front end, and
 //! the `speaker.embed` stage through the `Stage` trait.
 
-mod common;
+use crate::common;
 
 use std::path::PathBuf;
 use std::sync::Arc;

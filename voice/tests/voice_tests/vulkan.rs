@@ -3,7 +3,7 @@
 //! Silero's frame probabilities within 0.01 and its regions within 0.1 s,
 //! GE2E's utterance embeddings within cosine 0.99 of Resemblyzer's.
 
-mod common;
+use crate::common;
 
 use flow_backend::testing::vulkan_or_skip;
 use flow_backend::Compute;

@@ -1,7 +1,7 @@
 //! The log-mel front end against faster-whisper's features for the first
 //! 30 s window of `solo_us.16k.wav` (padded with 30 s of zeros).
 
-mod common;
+use crate::common;
 
 use flow_asr::mel::{MelFrontEnd, WINDOW_FRAMES, WINDOW_SAMPLES};
 

@@ -3,7 +3,7 @@
 //! CTranslate2 fuses them, and tiny.en rewritten in that layout transcribes
 //! exactly as the CTranslate2 original.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::path::Path;

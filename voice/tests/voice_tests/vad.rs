@@ -2,7 +2,7 @@
 //! regions on the reference clips, silero's own region algorithm on many
 //! parameter sets, batching, and the stage through the `Stage` trait.
 
-mod common;
+use crate::common;
 
 use std::path::PathBuf;
 use std::sync::Arc;

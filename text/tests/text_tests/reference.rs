@@ -1,7 +1,7 @@
 //! all-MiniLM-L6-v2 in burn against sentence-transformers' vectors
 //! (`../shared/reference/text/minilm_reference.json`).
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 

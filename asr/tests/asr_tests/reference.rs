@@ -3,7 +3,7 @@
 //! greedy) on the reference clips: the same token ids per segment and the
 //! same words.
 
-mod common;
+use crate::common;
 
 use flow_asr::{Options, Segment};
 

@@ -1,7 +1,7 @@
 //! Transcription batched across clips — over VAD speech regions, and with
 //! the seek loop — and the temperature fallback.
 
-mod common;
+use crate::common;
 
 use flow_asr::{Options, Segment};
 

@@ -3,7 +3,7 @@
 //! reference clips: token-identical segments (≥ 95 %) and the same words;
 //! and in f16 where the adapter computes in it.
 
-mod common;
+use crate::common;
 
 use flow_asr::{Options, Segment};
 use flow_backend::burn::tensor::DType;

@@ -5,7 +5,7 @@
 //! this checks is the model's arithmetic in half precision (no overflow,
 //! faithful output), not CUDA's kernels (`docs/gpu.md`).
 
-mod common;
+use crate::common;
 
 use burn_flex::{Flex, FlexDevice};
 use flow_asr::{Network, Options, Segment};

@@ -3,7 +3,7 @@
 //! on the same weights: the same encoder output and logits, two windows
 //! batched, and the same tokens decoded.
 
-mod common;
+use crate::common;
 
 use flow_asr::{Network, Options};
 use flow_backend::burn::tensor::DType;
