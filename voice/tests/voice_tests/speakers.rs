@@ -11,13 +11,15 @@ use std::sync::{Arc, OnceLock};
 use flow_engine::device::DeviceId;
 use flow_engine::items::Item;
 use flow_engine::registry::{BuildContext, ResolvedOutput, Stage, StageInput, StageKind, Upstream};
-use flow_engine::spec::{ModelSpec, StageSpec};
+use flow_engine::spec::StageSpec;
 use flow_voice::diarize::{diarization_error, DiarizeKind};
 use flow_voice::identify::IdentifyKind;
 use flow_voice::profile::{
     decode, EnrollOptions, Enroller, ProfileError, VoiceProfile, ENCODER_SOURCE, VAD_SOURCE,
 };
 use serde_json::{json, Value};
+
+use crate::common::model;
 
 const HOST: &str = "en-us";
 const FILES: [&str; 3] = ["interview.16k.wav", "solo_us.16k.wav", "solo_gb.16k.wav"];
@@ -31,17 +33,6 @@ fn reference(name: &str) -> PathBuf {
 fn json_file(name: &str) -> Value {
     let text = std::fs::read_to_string(reference(name)).unwrap();
     serde_json::from_str(&text).unwrap()
-}
-
-fn model(source: &str) -> PathBuf {
-    let spec = ModelSpec {
-        source: Some(source.to_string()),
-        path: None,
-    };
-    flow_models::Store::default()
-        .ensure(&spec, Path::new("."), &mut |_| {})
-        .unwrap_or_else(|e| panic!("cannot fetch {source}: {e}"))
-        .dir
 }
 
 /// Everything computed once: the host's profile (in `dir/voices/host.json`)
